@@ -1,0 +1,1 @@
+//! semkv: per-cluster KV caches on MLX.
