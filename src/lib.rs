@@ -1,1 +1,2 @@
-//! semkv: per-cluster KV caches on MLX.
+//! semkv: long-lived, isolated LLM KV caches per semantic cluster, on MLX.
+pub mod engine;

@@ -165,7 +165,10 @@ pub enum PullError {
     },
 }
 
-fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PullError + '_ {
+fn io_error<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> PullError + 'a {
     move |source| PullError::Io {
         action,
         path: path.to_owned(),
