@@ -35,18 +35,27 @@ fn fixtures() -> PathBuf {
 }
 
 fn load(name: &str) -> (Gemma3, Reference) {
-    let model = Gemma3::load_dir(&fixtures().join(name), WeightFormat::Native).expect("load tiny model");
+    let model =
+        Gemma3::load_dir(&fixtures().join(name), WeightFormat::Native).expect("load tiny model");
     let text = std::fs::read_to_string(fixtures().join(format!("{name}.ref.json"))).unwrap();
     (model, serde_json::from_str(&text).unwrap())
 }
 
 fn logits_vec(a: &Array) -> Vec<f32> {
-    a.as_dtype(mlx_rs::Dtype::Float32).unwrap().flatten(None, None).unwrap().as_slice::<f32>().to_vec()
+    a.as_dtype(mlx_rs::Dtype::Float32)
+        .unwrap()
+        .flatten(None, None)
+        .unwrap()
+        .as_slice::<f32>()
+        .to_vec()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn argmax(v: &[f32]) -> i32 {
@@ -69,12 +78,23 @@ fn check(name: &str) {
         let logits = logits_vec(&model.forward_last(&prompt, &mut cache).unwrap());
         let diff = max_abs_diff(&logits, &case.last_logits);
         eprintln!("{name} len {n}: max abs logit diff vs mlx-lm {diff}");
-        assert!(diff <= LOGIT_TOL, "{name} len {n}: prompt logits differ by {diff}");
+        assert!(
+            diff <= LOGIT_TOL,
+            "{name} len {n}: prompt logits differ by {diff}"
+        );
 
         let mut next = argmax(&logits);
-        for (step, (&want, &margin)) in case.greedy_tokens.iter().zip(&case.greedy_margins).enumerate() {
+        for (step, (&want, &margin)) in case
+            .greedy_tokens
+            .iter()
+            .zip(&case.greedy_margins)
+            .enumerate()
+        {
             if next != want {
-                assert!(margin <= LOGIT_TOL, "{name} len {n} step {step}: got {next}, mlx-lm {want} (margin {margin})");
+                assert!(
+                    margin <= LOGIT_TOL,
+                    "{name} len {n} step {step}: got {next}, mlx-lm {want} (margin {margin})"
+                );
                 // A tie broken differently: follow mlx-lm's path from here on.
             }
             let tok = Array::from_slice(&[want], &[1, 1]);

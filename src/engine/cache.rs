@@ -63,7 +63,12 @@ fn buffer_len(a: &Option<Array>) -> i32 {
 }
 
 /// `buffer` with at least `needed` slots, zero-extended in steps of `step`, capped at `cap`.
-fn ensure_capacity(buffer: Option<Array>, like: &Array, needed: i32, cap: Option<i32>) -> Result<Array, Exception> {
+fn ensure_capacity(
+    buffer: Option<Array>,
+    like: &Array,
+    needed: i32,
+    cap: Option<i32>,
+) -> Result<Array, Exception> {
     let have = buffer_len(&buffer);
     if have >= needed {
         return Ok(buffer.expect("capacity > 0 implies a buffer"));
@@ -88,7 +93,11 @@ fn write_slots(buffer: &mut Array, start: i32, update: &Array) -> Result<(), Exc
 
 impl FullCache {
     pub fn new() -> Self {
-        Self { keys: None, values: None, offset: 0 }
+        Self {
+            keys: None,
+            values: None,
+            offset: 0,
+        }
     }
 
     /// Appends `keys`/`values` (`[1, h, L, d]`) and returns what attention needs.
@@ -103,7 +112,11 @@ impl FullCache {
         self.values = Some(v);
         self.offset = end;
         let (keys, values) = self.valid()?;
-        let mask = if len > 1 { AttentionMask::Causal } else { AttentionMask::None };
+        let mask = if len > 1 {
+            AttentionMask::Causal
+        } else {
+            AttentionMask::None
+        };
         Ok(AttentionInputs { keys, values, mask })
     }
 
@@ -112,7 +125,10 @@ impl FullCache {
         let (Some(k), Some(v)) = (&self.keys, &self.values) else {
             return Err(Exception::custom("empty cache"));
         };
-        Ok((k.try_index((.., .., ..self.offset, ..))?, v.try_index((.., .., ..self.offset, ..))?))
+        Ok((
+            k.try_index((.., .., ..self.offset, ..))?,
+            v.try_index((.., .., ..self.offset, ..))?,
+        ))
     }
 }
 
@@ -124,7 +140,12 @@ impl Default for FullCache {
 
 impl RotatingCache {
     pub fn new(window: i32) -> Self {
-        Self { keys: None, values: None, offset: 0, window }
+        Self {
+            keys: None,
+            values: None,
+            offset: 0,
+            window,
+        }
     }
 
     /// Slots in use: `min(offset, window)`.
@@ -149,19 +170,32 @@ impl RotatingCache {
     }
 
     /// Writes `update` (`[1, h, L, d]`, positions `offset..offset+L`) into the ring.
-    fn write(buffer: Option<Array>, update: &Array, offset: i32, window: i32) -> Result<Array, Exception> {
+    fn write(
+        buffer: Option<Array>,
+        update: &Array,
+        offset: i32,
+        window: i32,
+    ) -> Result<Array, Exception> {
         let len = update.dim(2);
         let end = offset + len;
         let mut buffer = ensure_capacity(buffer, update, end.min(window), Some(window))?;
         // Only the last `window` new tokens survive.
         let kept = len.min(window);
-        let update = if kept < len { update.try_index((.., .., len - kept.., ..))? } else { update.clone() };
+        let update = if kept < len {
+            update.try_index((.., .., len - kept.., ..))?
+        } else {
+            update.clone()
+        };
         let start = (end - kept) % window;
         let first = kept.min(window - start);
         if first == kept {
             write_slots(&mut buffer, start, &update)?;
         } else {
-            write_slots(&mut buffer, start, &update.try_index((.., .., ..first, ..))?)?;
+            write_slots(
+                &mut buffer,
+                start,
+                &update.try_index((.., .., ..first, ..))?,
+            )?;
             write_slots(&mut buffer, 0, &update.try_index((.., .., first.., ..))?)?;
         }
         Ok(buffer)
@@ -177,9 +211,21 @@ impl RotatingCache {
             self.values = Some(Self::write(self.values.take(), values, offset, w)?);
             self.offset += 1;
             let n = self.len();
-            let k = self.keys.as_ref().expect("written").try_index((.., .., ..n, ..))?;
-            let v = self.values.as_ref().expect("written").try_index((.., .., ..n, ..))?;
-            return Ok(AttentionInputs { keys: k, values: v, mask: AttentionMask::None });
+            let k = self
+                .keys
+                .as_ref()
+                .expect("written")
+                .try_index((.., .., ..n, ..))?;
+            let v = self
+                .values
+                .as_ref()
+                .expect("written")
+                .try_index((.., .., ..n, ..))?;
+            return Ok(AttentionInputs {
+                keys: k,
+                values: v,
+                mask: AttentionMask::None,
+            });
         }
         // Prefill chunk: attend over the previous `window - 1` tokens plus the chunk,
         // read before the ring is overwritten.
@@ -199,13 +245,22 @@ impl RotatingCache {
         self.keys = Some(Self::write(self.keys.take(), keys, offset, w)?);
         self.values = Some(Self::write(self.values.take(), values, offset, w)?);
         self.offset += len;
-        Ok(AttentionInputs { keys: k_ctx, values: v_ctx, mask })
+        Ok(AttentionInputs {
+            keys: k_ctx,
+            values: v_ctx,
+            mask,
+        })
     }
 }
 
 /// Boolean mask `[len, history + len]`: query at `offset + i` sees key position `p`
 /// iff `p <= offset + i` and `p > offset + i - window`.
-fn sliding_window_mask(offset: i32, history: i32, len: i32, window: i32) -> Result<Array, Exception> {
+fn sliding_window_mask(
+    offset: i32,
+    history: i32,
+    len: i32,
+    window: i32,
+) -> Result<Array, Exception> {
     let q: Vec<i32> = (offset..offset + len).collect();
     let k: Vec<i32> = (offset - history..offset + len).collect();
     let q = Array::from_slice(&q, &[len, 1]);
@@ -291,7 +346,11 @@ impl ModelCache {
 
     /// Dtype of stored keys (None when empty).
     pub fn dtype(&self) -> Option<Dtype> {
-        self.layers.iter().flat_map(LayerCache::arrays).next().map(Array::dtype)
+        self.layers
+            .iter()
+            .flat_map(LayerCache::arrays)
+            .next()
+            .map(Array::dtype)
     }
 }
 
@@ -306,7 +365,14 @@ mod tests {
     }
 
     fn positions(a: &Array) -> Vec<i32> {
-        a.as_dtype(Dtype::Float32).unwrap().flatten(None, None).unwrap().as_slice::<f32>().iter().map(|&x| x as i32).collect()
+        a.as_dtype(Dtype::Float32)
+            .unwrap()
+            .flatten(None, None)
+            .unwrap()
+            .as_slice::<f32>()
+            .iter()
+            .map(|&x| x as i32)
+            .collect()
     }
 
     #[test]

@@ -62,7 +62,10 @@ pub struct RopeScaling {
 impl RopeScaling {
     /// The scaling kind, e.g. `linear`.
     pub fn kind(&self) -> &str {
-        self.rope_type.as_deref().or(self.legacy_type.as_deref()).unwrap_or("default")
+        self.rope_type
+            .as_deref()
+            .or(self.legacy_type.as_deref())
+            .unwrap_or("default")
     }
 }
 
@@ -86,11 +89,20 @@ pub struct QuantParams {
 impl QuantizationConfig {
     /// Parameters for the module at `path` (e.g. `model.layers.3.mlp.up_proj`).
     pub fn for_module(&self, path: &str) -> QuantParams {
-        let global = QuantParams { group_size: self.group_size, bits: self.bits };
+        let global = QuantParams {
+            group_size: self.group_size,
+            bits: self.bits,
+        };
         match self.overrides.get(path) {
             Some(serde_json::Value::Object(o)) => QuantParams {
-                group_size: o.get("group_size").and_then(|v| v.as_i64()).map_or(global.group_size, |v| v as i32),
-                bits: o.get("bits").and_then(|v| v.as_i64()).map_or(global.bits, |v| v as i32),
+                group_size: o
+                    .get("group_size")
+                    .and_then(|v| v.as_i64())
+                    .map_or(global.group_size, |v| v as i32),
+                bits: o
+                    .get("bits")
+                    .and_then(|v| v.as_i64())
+                    .map_or(global.bits, |v| v as i32),
             },
             _ => global,
         }
@@ -112,13 +124,22 @@ impl Gemma3Config {
     /// Parses `config.json` text (either `gemma3_text` or `gemma3` with `text_config`).
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
         let root: serde_json::Value = serde_json::from_str(text)?;
-        let model_type = root.get("model_type").and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        let model_type = root
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned();
         let mut config: Gemma3Config = match model_type.as_str() {
             "gemma3_text" => serde_json::from_value(root.clone())?,
             "gemma3" => {
-                let mut text_config = root.get("text_config").cloned().unwrap_or_else(|| serde_json::json!({}));
+                let mut text_config = root
+                    .get("text_config")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!({}));
                 // Quantization is recorded at the top level of multimodal checkpoints.
-                if let (Some(q), Some(obj)) = (root.get("quantization"), text_config.as_object_mut()) {
+                if let (Some(q), Some(obj)) =
+                    (root.get("quantization"), text_config.as_object_mut())
+                {
                     obj.entry("quantization").or_insert_with(|| q.clone());
                 }
                 serde_json::from_value(text_config)?
@@ -232,8 +253,20 @@ mod tests {
         let json = r#"{"model_type":"gemma3_text","quantization":{"group_size":64,"bits":4,
             "model.layers.0.mlp.down_proj":{"group_size":32,"bits":8}}}"#;
         let q = Gemma3Config::from_json(json).unwrap().quantization.unwrap();
-        assert_eq!(q.for_module("model.layers.0.mlp.down_proj"), QuantParams { group_size: 32, bits: 8 });
-        assert_eq!(q.for_module("model.layers.1.mlp.down_proj"), QuantParams { group_size: 64, bits: 4 });
+        assert_eq!(
+            q.for_module("model.layers.0.mlp.down_proj"),
+            QuantParams {
+                group_size: 32,
+                bits: 8
+            }
+        );
+        assert_eq!(
+            q.for_module("model.layers.1.mlp.down_proj"),
+            QuantParams {
+                group_size: 64,
+                bits: 4
+            }
+        );
     }
 
     #[test]

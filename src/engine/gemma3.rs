@@ -33,19 +33,50 @@ impl Attention {
     fn forward(&self, x: &Array, cache: &mut LayerCache) -> Result<Array, Exception> {
         let (b, l) = (x.dim(0), x.dim(1));
         let heads = |proj: &Linear, n: i32| -> Result<Array, Exception> {
-            proj.forward(x)?.reshape(&[b, l, n, self.head_dim])?.transpose_axes(&[0, 2, 1, 3])
+            proj.forward(x)?
+                .reshape(&[b, l, n, self.head_dim])?
+                .transpose_axes(&[0, 2, 1, 3])
         };
         let offset = cache.offset();
-        let q = rms_norm(heads(&self.q_proj, self.n_heads)?, Some(&self.q_norm), self.eps)?;
-        let k = rms_norm(heads(&self.k_proj, self.n_kv_heads)?, Some(&self.k_norm), self.eps)?;
+        let q = rms_norm(
+            heads(&self.q_proj, self.n_heads)?,
+            Some(&self.q_norm),
+            self.eps,
+        )?;
+        let k = rms_norm(
+            heads(&self.k_proj, self.n_kv_heads)?,
+            Some(&self.k_norm),
+            self.eps,
+        )?;
         let v = heads(&self.v_proj, self.n_kv_heads)?;
-        let q = rope(&q, self.head_dim, false, self.rope_base, self.rope_scale, offset, None)?;
-        let k = rope(&k, self.head_dim, false, self.rope_base, self.rope_scale, offset, None)?;
+        let q = rope(
+            &q,
+            self.head_dim,
+            false,
+            self.rope_base,
+            self.rope_scale,
+            offset,
+            None,
+        )?;
+        let k = rope(
+            &k,
+            self.head_dim,
+            false,
+            self.rope_base,
+            self.rope_scale,
+            offset,
+            None,
+        )?;
         let inputs = cache.update(&k, &v)?;
         let out = match &inputs.mask {
-            AttentionMask::None => {
-                scaled_dot_product_attention(&q, &inputs.keys, &inputs.values, self.scale, None, None)?
-            }
+            AttentionMask::None => scaled_dot_product_attention(
+                &q,
+                &inputs.keys,
+                &inputs.values,
+                self.scale,
+                None,
+                None,
+            )?,
             AttentionMask::Causal => scaled_dot_product_attention(
                 &q,
                 &inputs.keys,
@@ -54,9 +85,14 @@ impl Attention {
                 ScaledDotProductAttentionMask::Causal,
                 None,
             )?,
-            AttentionMask::Array(mask) => {
-                scaled_dot_product_attention(&q, &inputs.keys, &inputs.values, self.scale, mask, None)?
-            }
+            AttentionMask::Array(mask) => scaled_dot_product_attention(
+                &q,
+                &inputs.keys,
+                &inputs.values,
+                self.scale,
+                mask,
+                None,
+            )?,
         };
         let out = out.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?;
         self.o_proj.forward(&out)
@@ -72,7 +108,8 @@ struct Mlp {
 impl Mlp {
     fn forward(&self, x: &Array) -> Result<Array, Exception> {
         let gate = gelu_approx(&self.gate_proj.forward(x)?)?;
-        self.down_proj.forward(&gate.multiply(self.up_proj.forward(x)?)?)
+        self.down_proj
+            .forward(&gate.multiply(self.up_proj.forward(x)?)?)
     }
 }
 
@@ -82,7 +119,9 @@ fn gelu_approx(x: &Array) -> Result<Array, Exception> {
     let c = |v: f32| Array::from_f32(v).as_dtype(x.dtype());
     let cubic = c(0.044715)?.multiply(x.power(c(3.0)?)?)?;
     let inner = c((2.0 / std::f32::consts::PI).sqrt())?.multiply(x.add(cubic)?)?;
-    c(0.5)?.multiply(x)?.multiply(c(1.0)?.add(mlx_rs::ops::tanh(&inner)?)?)
+    c(0.5)?
+        .multiply(x)?
+        .multiply(c(1.0)?.add(mlx_rs::ops::tanh(&inner)?)?)
 }
 
 struct Block {
@@ -97,9 +136,13 @@ struct Block {
 
 impl Block {
     fn forward(&self, x: &Array, cache: &mut LayerCache) -> Result<Array, Exception> {
-        let r = self.attention.forward(&rms_norm(x, Some(&self.input_norm), self.eps)?, cache)?;
+        let r = self
+            .attention
+            .forward(&rms_norm(x, Some(&self.input_norm), self.eps)?, cache)?;
         let h = x.add(rms_norm(&r, Some(&self.post_attention_norm), self.eps)?)?;
-        let r = self.mlp.forward(&rms_norm(&h, Some(&self.pre_feedforward_norm), self.eps)?)?;
+        let r = self
+            .mlp
+            .forward(&rms_norm(&h, Some(&self.pre_feedforward_norm), self.eps)?)?;
         h.add(rms_norm(&r, Some(&self.post_feedforward_norm), self.eps)?)
     }
 }
@@ -115,7 +158,10 @@ pub struct Gemma3 {
 
 impl Gemma3 {
     /// Builds the model from checkpoint tensors (HF names).
-    pub fn from_tensors(config: Gemma3Config, tensors: &mut TensorMap) -> Result<Self, EngineError> {
+    pub fn from_tensors(
+        config: Gemma3Config,
+        tensors: &mut TensorMap,
+    ) -> Result<Self, EngineError> {
         let c = &config;
         let embed_tokens = tensors.linear("model.embed_tokens", c)?;
         let eps = c.rms_norm_eps;
@@ -134,7 +180,11 @@ impl Gemma3 {
                 n_kv_heads: c.num_key_value_heads as i32,
                 head_dim: c.head_dim as i32,
                 scale: c.query_pre_attn_scalar.powf(-0.5),
-                rope_base: if global { c.rope_theta } else { c.rope_local_base_freq },
+                rope_base: if global {
+                    c.rope_theta
+                } else {
+                    c.rope_local_base_freq
+                },
                 rope_scale: if global { c.global_rope_scale() } else { 1.0 },
                 eps,
             };
@@ -156,7 +206,13 @@ impl Gemma3 {
         let norm = tensors.norm("model.norm")?;
         // mlx-lm rounds sqrt(hidden) through bf16 before scaling the embeddings.
         let embed_scale = half::bf16::from_f32((c.hidden_size as f32).sqrt()).to_f32();
-        let model = Self { config, embed_tokens, layers, norm, embed_scale };
+        let model = Self {
+            config,
+            embed_tokens,
+            layers,
+            norm,
+            embed_scale,
+        };
         model.eval_weights()?;
         Ok(model)
     }
@@ -165,14 +221,27 @@ impl Gemma3 {
         fn linear_arrays(l: &Linear) -> Vec<&Array> {
             match l {
                 Linear::Dense { weight } => vec![weight],
-                Linear::Quantized { weight, scales, biases, .. } => vec![weight, scales, biases],
+                Linear::Quantized {
+                    weight,
+                    scales,
+                    biases,
+                    ..
+                } => vec![weight, scales, biases],
             }
         }
         let mut out = linear_arrays(&self.embed_tokens);
         out.push(&self.norm);
         for b in &self.layers {
             let a = &b.attention;
-            for l in [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &b.mlp.gate_proj, &b.mlp.up_proj, &b.mlp.down_proj] {
+            for l in [
+                &a.q_proj,
+                &a.k_proj,
+                &a.v_proj,
+                &a.o_proj,
+                &b.mlp.gate_proj,
+                &b.mlp.up_proj,
+                &b.mlp.down_proj,
+            ] {
                 out.extend(linear_arrays(l));
             }
             out.extend([&a.q_norm, &a.k_norm, &b.input_norm, &b.post_attention_norm]);
@@ -247,16 +316,25 @@ impl Gemma3 {
 
 impl Gemma3 {
     /// Loads an HF / mlx-community checkpoint directory (`config.json` + safetensors).
-    pub fn load_dir(dir: &std::path::Path, format: super::weights::WeightFormat) -> Result<Self, EngineError> {
+    pub fn load_dir(
+        dir: &std::path::Path,
+        format: super::weights::WeightFormat,
+    ) -> Result<Self, EngineError> {
         let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path)
-            .map_err(|source| EngineError::Io { path: config_path.clone(), source })?;
+        let text = std::fs::read_to_string(&config_path).map_err(|source| EngineError::Io {
+            path: config_path.clone(),
+            source,
+        })?;
         let config = Gemma3Config::from_json(&text)?;
         let mut tensors = TensorMap::from_safetensors_dir(dir, format)?;
         let model = Self::from_tensors(config, &mut tensors)?;
         let leftover = tensors.leftover();
         if !leftover.is_empty() {
-            tracing::warn!(count = leftover.len(), first = leftover[0], "checkpoint tensors not used by Gemma 3");
+            tracing::warn!(
+                count = leftover.len(),
+                first = leftover[0],
+                "checkpoint tensors not used by Gemma 3"
+            );
         }
         Ok(model)
     }

@@ -14,7 +14,12 @@ pub enum Linear {
     Dense { weight: Array },
     /// MLX affine quantization: packed `weight` `[out, in * bits / 32]` (uint32),
     /// `scales`/`biases` `[out, in / group_size]`.
-    Quantized { weight: Array, scales: Array, biases: Array, params: QuantParams },
+    Quantized {
+        weight: Array,
+        scales: Array,
+        biases: Array,
+        params: QuantParams,
+    },
 }
 
 impl Linear {
@@ -22,9 +27,20 @@ impl Linear {
     pub fn forward(&self, x: &Array) -> Result<Array, Exception> {
         match self {
             Linear::Dense { weight } => matmul(x, weight.t()),
-            Linear::Quantized { weight, scales, biases, params } => {
-                quantized_matmul(x, weight, scales, biases, true, params.group_size, params.bits)
-            }
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                params,
+            } => quantized_matmul(
+                x,
+                weight,
+                scales,
+                biases,
+                true,
+                params.group_size,
+                params.bits,
+            ),
         }
     }
 
@@ -32,9 +48,12 @@ impl Linear {
     pub fn nbytes(&self) -> usize {
         match self {
             Linear::Dense { weight } => weight.nbytes(),
-            Linear::Quantized { weight, scales, biases, .. } => {
-                weight.nbytes() + scales.nbytes() + biases.nbytes()
-            }
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                ..
+            } => weight.nbytes() + scales.nbytes() + biases.nbytes(),
         }
     }
 
@@ -42,7 +61,12 @@ impl Linear {
     pub fn rows(&self, ids: &Array) -> Result<Array, Exception> {
         match self {
             Linear::Dense { weight } => weight.take_axis(ids, 0),
-            Linear::Quantized { weight, scales, biases, params } => dequantize(
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                params,
+            } => dequantize(
                 weight.take_axis(ids, 0)?,
                 scales.take_axis(ids, 0)?,
                 &biases.take_axis(ids, 0)?,
@@ -70,8 +94,15 @@ impl Linear {
     /// Slices the first `n` rows (used to drop embedding rows past the vocabulary).
     pub fn truncate_rows(&self, n: i32) -> Result<Linear, Exception> {
         Ok(match self {
-            Linear::Dense { weight } => Linear::Dense { weight: weight.try_index(..n)? },
-            Linear::Quantized { weight, scales, biases, params } => Linear::Quantized {
+            Linear::Dense { weight } => Linear::Dense {
+                weight: weight.try_index(..n)?,
+            },
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                params,
+            } => Linear::Quantized {
                 weight: weight.try_index(..n)?,
                 scales: scales.try_index(..n)?,
                 biases: biases.try_index(..n)?,

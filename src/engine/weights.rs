@@ -43,7 +43,9 @@ impl std::str::FromStr for WeightFormat {
             "native" => Ok(Self::Native),
             "f32" | "float32" => Ok(Self::F32),
             "bf16" | "bfloat16" => Ok(Self::Bf16),
-            _ => Err(format!("unknown weight format {s:?} (auto, native, f32, bf16)")),
+            _ => Err(format!(
+                "unknown weight format {s:?} (auto, native, f32, bf16)"
+            )),
         }
     }
 }
@@ -71,7 +73,10 @@ impl TensorMap {
         let tensors = tensors
             .into_iter()
             .filter_map(|(name, array)| {
-                let name = name.strip_prefix("language_model.").unwrap_or(&name).to_owned();
+                let name = name
+                    .strip_prefix("language_model.")
+                    .unwrap_or(&name)
+                    .to_owned();
                 name.starts_with("model.").then_some((name, array))
             })
             .collect();
@@ -79,7 +84,9 @@ impl TensorMap {
     }
 
     fn take(&mut self, name: &str) -> Result<Array, EngineError> {
-        self.tensors.remove(name).ok_or_else(|| EngineError::MissingTensor(name.to_owned()))
+        self.tensors
+            .remove(name)
+            .ok_or_else(|| EngineError::MissingTensor(name.to_owned()))
     }
 
     fn float(&self, array: Array) -> Result<Array, EngineError> {
@@ -107,14 +114,20 @@ impl TensorMap {
         let weight = self.take(&format!("{name}.weight"))?;
         let scales = self.tensors.remove(&format!("{name}.scales"));
         let Some(scales) = scales else {
-            return Ok(Linear::Dense { weight: self.float(weight)? });
+            return Ok(Linear::Dense {
+                weight: self.float(weight)?,
+            });
         };
         let biases = self.take(&format!("{name}.biases"))?;
         let params = config
             .quantization
             .as_ref()
             .map(|q| q.for_module(name))
-            .ok_or_else(|| EngineError::Load(format!("{name} is quantized but config.json has no quantization block")))?;
+            .ok_or_else(|| {
+                EngineError::Load(format!(
+                    "{name} is quantized but config.json has no quantization block"
+                ))
+            })?;
         self.quantized(name, weight, scales, biases, params)
     }
 
@@ -137,15 +150,26 @@ impl TensorMap {
             )));
         }
         if self.format == WeightFormat::F32 {
-            let dense = mlx_rs::ops::dequantize(&weight, &scales, &biases, params.group_size, params.bits)?;
-            return Ok(Linear::Dense { weight: dense.as_dtype(Dtype::Float32)? });
+            let dense =
+                mlx_rs::ops::dequantize(&weight, &scales, &biases, params.group_size, params.bits)?;
+            return Ok(Linear::Dense {
+                weight: dense.as_dtype(Dtype::Float32)?,
+            });
         }
         let (scales, biases) = if self.format == WeightFormat::Bf16 {
-            (scales.as_dtype(Dtype::Bfloat16)?, biases.as_dtype(Dtype::Bfloat16)?)
+            (
+                scales.as_dtype(Dtype::Bfloat16)?,
+                biases.as_dtype(Dtype::Bfloat16)?,
+            )
         } else {
             (scales, biases)
         };
-        Ok(Linear::Quantized { weight, scales, biases, params })
+        Ok(Linear::Quantized {
+            weight,
+            scales,
+            biases,
+            params,
+        })
     }
 
     /// Names not consumed by the model (reported, not fatal).
@@ -166,7 +190,10 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>, EngineError> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(EngineError::Load(format!("no *.safetensors files in {}", dir.display())));
+        return Err(EngineError::Load(format!(
+            "no *.safetensors files in {}",
+            dir.display()
+        )));
     }
     Ok(files)
 }

@@ -50,7 +50,10 @@ impl MlxInstall {
                  (pip install mlx-cpu=={MLX_VERSION}, or point MLX_DIR at a matching wheel)",
                 self.root.display()
             )),
-            None => Err(format!("{origin}: cannot read the MLX version under {}", self.root.display())),
+            None => Err(format!(
+                "{origin}: cannot read the MLX version under {}",
+                self.root.display()
+            )),
         }
     }
 }
@@ -60,9 +63,11 @@ pub fn locate(out_dir: &Path) -> MlxInstall {
     println!("cargo:rerun-if-env-changed=MLX_DIR");
     println!("cargo:rerun-if-env-changed=SEMKV_PYTHON");
     if let Some(dir) = env::var_os("MLX_DIR") {
-        return MlxInstall { root: PathBuf::from(dir) }
-            .check("MLX_DIR")
-            .unwrap_or_else(|e| panic!("{e}"));
+        return MlxInstall {
+            root: PathBuf::from(dir),
+        }
+        .check("MLX_DIR")
+        .unwrap_or_else(|e| panic!("{e}"));
     }
     let python = env::var("SEMKV_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let mut problems = Vec::new();
@@ -74,13 +79,20 @@ pub fn locate(out_dir: &Path) -> MlxInstall {
         None => problems.push(format!("{python} has no importable `mlx` package")),
     }
     let target = out_dir.join("mlx-wheel");
-    let installed = || MlxInstall { root: target.join("mlx") };
+    let installed = || MlxInstall {
+        root: target.join("mlx"),
+    };
     if installed().check("pip install").is_err() {
         pip_install(&python, &target).unwrap_or_else(|e| {
-            panic!("cannot find MLX {MLX_VERSION}: {}; and {e}", problems.join("; "))
+            panic!(
+                "cannot find MLX {MLX_VERSION}: {}; and {e}",
+                problems.join("; ")
+            )
         });
     }
-    installed().check("pip install").unwrap_or_else(|e| panic!("{e}"))
+    installed()
+        .check("pip install")
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn wheel_name() -> &'static str {
@@ -94,7 +106,10 @@ fn wheel_name() -> &'static str {
 fn python_mlx_dir(python: &str) -> Option<PathBuf> {
     // `mlx` is a namespace-like package; locate it through `mlx.core`.
     let out = Command::new(python)
-        .args(["-c", "import os, mlx.core as c; print(os.path.dirname(c.__file__))"])
+        .args([
+            "-c",
+            "import os, mlx.core as c; print(os.path.dirname(c.__file__))",
+        ])
         .output()
         .ok()?;
     if !out.status.success() {
@@ -108,7 +123,15 @@ fn pip_install(python: &str, target: &Path) -> Result<(), String> {
     let spec = format!("{}=={MLX_VERSION}", wheel_name());
     println!("cargo:warning=installing {spec} into {}", target.display());
     let status = Command::new(python)
-        .args(["-m", "pip", "install", "--quiet", "--no-deps", "--upgrade", "--target"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--upgrade",
+            "--target",
+        ])
         .arg(target)
         .arg(&spec)
         .status()
@@ -116,6 +139,8 @@ fn pip_install(python: &str, target: &Path) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!("`{python} -m pip install {spec}` failed ({status})"))
+        Err(format!(
+            "`{python} -m pip install {spec}` failed ({status})"
+        ))
     }
 }

@@ -85,9 +85,14 @@ fn openblas_available() -> bool {
     if env::var_os("SEMKV_NO_OPENBLAS").is_some() {
         return false;
     }
-    ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"]
-        .iter()
-        .any(|dir| Path::new(dir).join("libopenblas.so").exists())
+    [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ]
+    .iter()
+    .any(|dir| Path::new(dir).join("libopenblas.so").exists())
 }
 
 fn generate_bindings(mlx_c: &Path, compat: &Path, out_dir: &Path) {

@@ -16,7 +16,8 @@ pub fn mlx_c_root(out_dir: &Path) -> PathBuf {
     }
     let archive = find_crate_archive().unwrap_or_else(|| {
         fetch_crate(out_dir);
-        find_crate_archive().expect("cargo fetch did not leave mlx-sys-0.7.0.crate in the registry cache")
+        find_crate_archive()
+            .expect("cargo fetch did not leave mlx-sys-0.7.0.crate in the registry cache")
     });
     let file = fs::File::open(&archive).expect("open mlx-sys crate archive");
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
@@ -28,7 +29,11 @@ pub fn mlx_c_root(out_dir: &Path) -> PathBuf {
             entry.unpack_in(&unpacked).expect("unpack mlx-c source");
         }
     }
-    assert!(root.join("CMakeLists.txt").is_file(), "mlx-c sources missing from {}", archive.display());
+    assert!(
+        root.join("CMakeLists.txt").is_file(),
+        "mlx-c sources missing from {}",
+        archive.display()
+    );
     root
 }
 
@@ -65,5 +70,8 @@ fn fetch_crate(out_dir: &Path) {
         .env_remove("CARGO_TARGET_DIR")
         .status()
         .expect("run cargo fetch");
-    assert!(status.success(), "cargo fetch of mlx-sys 0.7.0 failed (is crates.io reachable?)");
+    assert!(
+        status.success(),
+        "cargo fetch of mlx-sys 0.7.0 failed (is crates.io reachable?)"
+    );
 }

@@ -23,7 +23,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args_os().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--dump" {
-            dump = Some(PathBuf::from(args.next().ok_or("--dump needs a directory")?));
+            dump = Some(PathBuf::from(
+                args.next().ok_or("--dump needs a directory")?,
+            ));
         } else {
             gguf = Some(PathBuf::from(arg));
         }
@@ -40,7 +42,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!("{:<56} {:>6}  {:?}", t.name, t.ggml_type, t.shape);
     }
 
-    println!("\n{:<56} {:>10} {:>10} {:>10}", "layer 0 (dequantized)", "min", "max", "mean");
+    println!(
+        "\n{:<56} {:>10} {:>10} {:>10}",
+        "layer 0 (dequantized)", "min", "max", "mean"
+    );
     let wanted: Vec<_> = file
         .tensor_summaries()
         .iter()

@@ -483,7 +483,10 @@ impl<'a> Metadata<'a> {
 
     /// A string value, if present.
     pub(crate) fn opt_string(&self, key: &str) -> Result<Option<&'a str>, GgufError> {
-        self.0.contains_key(key).then(|| self.string(key)).transpose()
+        self.0
+            .contains_key(key)
+            .then(|| self.string(key))
+            .transpose()
     }
 
     /// A non-negative integer value of any integer type.
@@ -507,7 +510,10 @@ impl<'a> Metadata<'a> {
     }
 
     fn opt_usize(&self, key: &str) -> Result<Option<usize>, GgufError> {
-        self.0.contains_key(key).then(|| self.usize(key)).transpose()
+        self.0
+            .contains_key(key)
+            .then(|| self.usize(key))
+            .transpose()
     }
 
     /// A 32-bit unsigned integer (e.g. a token id), if present.
@@ -548,7 +554,10 @@ impl<'a> Metadata<'a> {
 
     /// An array value, if present.
     pub(crate) fn opt_array(&self, key: &str) -> Result<Option<&'a [Value]>, GgufError> {
-        self.0.contains_key(key).then(|| self.array(key)).transpose()
+        self.0
+            .contains_key(key)
+            .then(|| self.array(key))
+            .transpose()
     }
 }
 
@@ -595,7 +604,9 @@ mod tests {
     fn recognizes_norms_and_layers() {
         assert!(is_gemma_norm("model.norm.weight"));
         assert!(is_gemma_norm("model.layers.3.self_attn.k_norm.weight"));
-        assert!(is_gemma_norm("model.layers.3.pre_feedforward_layernorm.weight"));
+        assert!(is_gemma_norm(
+            "model.layers.3.pre_feedforward_layernorm.weight"
+        ));
         assert!(!is_gemma_norm("model.layers.3.mlp.up_proj.weight"));
         assert_eq!(layer_of("model.layers.12.mlp.up_proj.weight"), Some(12));
         assert_eq!(layer_of("model.norm.weight"), None);

@@ -48,7 +48,9 @@ pub enum GgufTokenizerError {
     #[error(transparent)]
     Gguf(#[from] GgufError),
     /// The file's tokenizer is of a kind this module does not rebuild.
-    #[error("unsupported GGUF tokenizer model {0:?} (only SentencePiece BPE, \"llama\", is supported)")]
+    #[error(
+        "unsupported GGUF tokenizer model {0:?} (only SentencePiece BPE, \"llama\", is supported)"
+    )]
     UnsupportedModel(String),
     /// The tokenizer metadata is inconsistent.
     #[error("invalid GGUF tokenizer metadata: {0}")]
@@ -102,9 +104,7 @@ pub fn tokenizer_from_gguf(file: &GgufFile) -> Result<Tokenizer, GgufTokenizerEr
     tokenizer_from_metadata(file.raw_metadata())
 }
 
-fn tokenizer_from_metadata(
-    raw: &HashMap<String, Value>,
-) -> Result<Tokenizer, GgufTokenizerError> {
+fn tokenizer_from_metadata(raw: &HashMap<String, Value>) -> Result<Tokenizer, GgufTokenizerError> {
     let meta = Metadata(raw);
     let model = meta.string("tokenizer.ggml.model")?;
     if model != "llama" {
@@ -129,14 +129,24 @@ fn tokenizer_from_metadata(
     let bos = id_of("tokenizer.ggml.bos_token_id")?;
     let eos = id_of("tokenizer.ggml.eos_token_id")?;
     let pad = id_of("tokenizer.ggml.padding_token_id")?;
-    let add_bos = meta.opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false);
-    let add_eos = meta.opt_bool("tokenizer.ggml.add_eos_token")?.unwrap_or(false);
+    let add_bos = meta
+        .opt_bool("tokenizer.ggml.add_bos_token")?
+        .unwrap_or(false);
+    let add_eos = meta
+        .opt_bool("tokenizer.ggml.add_eos_token")?
+        .unwrap_or(false);
     let add_space_prefix = meta
         .opt_bool("tokenizer.ggml.add_space_prefix")?
         .unwrap_or(false);
 
     let mut bpe = BPE::builder()
-        .vocab_and_merges(vocab.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vocab>(), merges)
+        .vocab_and_merges(
+            vocab
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect::<Vocab>(),
+            merges,
+        )
         .fuse_unk(true)
         .byte_fallback(pieces.iter().any(|p| p.kind == PieceKind::Byte));
     if let Some(unk) = unk {
@@ -363,19 +373,34 @@ mod tests {
     use super::*;
 
     fn string_array(items: &[&str]) -> Value {
-        Value::Array(items.iter().map(|s| Value::String((*s).to_owned())).collect())
+        Value::Array(
+            items
+                .iter()
+                .map(|s| Value::String((*s).to_owned()))
+                .collect(),
+        )
     }
 
     /// A tiny Gemma-like vocabulary: specials, a user-defined whitespace run
     /// written with a plain space (as llama.cpp does), byte pieces and a few
     /// normal pieces whose scores are minus their rank.
     fn tiny_metadata() -> HashMap<String, Value> {
-        let mut tokens = vec!["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "\n", "  "];
+        let mut tokens = vec![
+            "<pad>",
+            "<eos>",
+            "<bos>",
+            "<unk>",
+            "<start_of_turn>",
+            "\n",
+            "  ",
+        ];
         let mut kinds = vec![3, 3, 3, 3, 3, 4, 4];
         let bytes: Vec<String> = (0..=255u8).map(|b| format!("<0x{b:02X}>")).collect();
         tokens.extend(bytes.iter().map(String::as_str));
         kinds.extend(std::iter::repeat_n(6, 256));
-        let normal = ["▁", "h", "e", "l", "o", "he", "ll", "▁he", "llo", "▁hello", "o▁"];
+        let normal = [
+            "▁", "h", "e", "l", "o", "he", "ll", "▁he", "llo", "▁hello", "o▁",
+        ];
         tokens.extend(normal);
         kinds.extend(std::iter::repeat_n(1, normal.len()));
         let mut scores = vec![-1000.0f32; 7];
@@ -403,7 +428,11 @@ mod tests {
     }
 
     fn ids(tokenizer: &Tokenizer, text: &str, add_special: bool) -> Vec<u32> {
-        tokenizer.encode(text, add_special).unwrap().get_ids().to_vec()
+        tokenizer
+            .encode(text, add_special)
+            .unwrap()
+            .get_ids()
+            .to_vec()
     }
 
     #[test]

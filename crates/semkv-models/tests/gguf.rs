@@ -50,10 +50,22 @@ fn metadata_describes_gemma3_270m() {
     };
     for layer in [0, 17] {
         let p = format!("model.layers.{layer}");
-        assert_eq!(shape_of(&format!("{p}.self_attn.q_proj.weight")), [1024, 640]);
-        assert_eq!(shape_of(&format!("{p}.self_attn.k_proj.weight")), [256, 640]);
-        assert_eq!(shape_of(&format!("{p}.self_attn.v_proj.weight")), [256, 640]);
-        assert_eq!(shape_of(&format!("{p}.self_attn.o_proj.weight")), [640, 1024]);
+        assert_eq!(
+            shape_of(&format!("{p}.self_attn.q_proj.weight")),
+            [1024, 640]
+        );
+        assert_eq!(
+            shape_of(&format!("{p}.self_attn.k_proj.weight")),
+            [256, 640]
+        );
+        assert_eq!(
+            shape_of(&format!("{p}.self_attn.v_proj.weight")),
+            [256, 640]
+        );
+        assert_eq!(
+            shape_of(&format!("{p}.self_attn.o_proj.weight")),
+            [640, 1024]
+        );
         assert_eq!(shape_of(&format!("{p}.self_attn.q_norm.weight")), [256]);
         assert_eq!(shape_of(&format!("{p}.mlp.gate_proj.weight")), [2048, 640]);
         assert_eq!(shape_of(&format!("{p}.mlp.up_proj.weight")), [2048, 640]);
@@ -78,17 +90,17 @@ fn dequantizes_like_the_reference() {
     #[rustfmt::skip]
     let cases: [(&str, &str, usize, usize, [f32; 4]); 8] = [
         ("model.embed_tokens.weight", "Q8_0", 2, 0,
-         [-0.014242410659790039, 0.010566949844360352, 0.013323545455932617, 0.012404680252075195]),
+         [-0.014242411, 0.01056695, 0.013323545, 0.01240468]),
         ("model.layers.0.self_attn.q_proj.weight", "Q5_0", 0, 0,
-         [-0.0037841796875, 0.007568359375, -0.01513671875, -0.00567626953125]),
+         [-0.0037841797, 0.0075683594, -0.015136719, -0.0056762695]),
         ("model.layers.0.self_attn.k_proj.weight", "Q5_0", 255, 636,
-         [-0.048095703125, -0.0721435546875, -0.01202392578125, 0.0240478515625]),
+         [-0.048095703, -0.072143555, -0.012023926, 0.024047852]),
         ("model.layers.0.self_attn.v_proj.weight", "Q8_0", 0, 0,
-         [0.0060882568359375, -0.03957366943359375, -0.03145599365234375, -0.05682373046875]),
+         [0.006088257, -0.03957367, -0.031455994, -0.05682373]),
         ("model.layers.0.self_attn.o_proj.weight", "Q4K", 0, 0,
-         [-0.015705108642578125, 0.04966926574707031, -0.03749656677246094, 0.06056499481201172]),
+         [-0.015705109, 0.049669266, -0.037496567, 0.060564995]),
         ("model.layers.0.mlp.down_proj.weight", "Q6K", 639, 2044,
-         [0.01150602102279663, 0.01673603057861328, 0.0104600191116333, -0.00941401720046997]),
+         [0.011506021, 0.01673603, 0.010460019, -0.009414017]),
         // Norms: the GGUF values minus 1 (HF convention).
         ("model.norm.weight", "F32", 0, 0, [6.125, 8.5625, 46.0, 144.0]),
         ("model.layers.0.self_attn.q_norm.weight", "F32", 0, 0,

@@ -22,7 +22,11 @@ fn gguf_tokenizer_matches_the_official_tokenizer() {
     let fixture = common::fixtures_dir().join("tokenizer/expected_ids.json");
     let expected: Vec<Expected> =
         serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
-    assert!(expected.len() >= 40, "the corpus has {} strings", expected.len());
+    assert!(
+        expected.len() >= 40,
+        "the corpus has {} strings",
+        expected.len()
+    );
 
     let mut failures = Vec::new();
     for case in &expected {

@@ -1,5 +1,8 @@
 //! Locating the real Gemma 3 270M GGUF for the integration tests.
 
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 
 /// Environment variable naming the GGUF file to test against.
@@ -39,7 +42,6 @@ pub fn gemma3_270m_gguf() -> Option<PathBuf> {
 }
 
 /// The repository's `tests/fixtures` directory.
-#[allow(dead_code)] // Not every test binary reads fixtures.
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
