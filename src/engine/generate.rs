@@ -9,7 +9,7 @@ use mlx_rs::{Array, Dtype};
 use super::cache::ModelCache;
 use super::gemma3::Gemma3;
 use super::sampling::{Sampler, SamplingParams};
-use super::tokenizer::{StreamDecoder, TextTokenizer};
+use super::tokenizer::TextTokenizer;
 use super::EngineError;
 
 /// Default number of tokens per prefill chunk.
@@ -141,8 +141,226 @@ fn logits_to_vec(logits: &Array) -> Result<Vec<f32>, EngineError> {
         .to_vec())
 }
 
+/// What one [`Generation::step`] did.
+#[derive(Debug)]
+pub enum Step {
+    /// A prefill chunk of this many prompt tokens went into the cache.
+    Prefilled(usize),
+    /// A token was generated.
+    Token(TokenEvent),
+    /// Generation is over; the cache is consistent and evaluated.
+    Finished(GenerationOutput),
+}
+
+/// A generation as a state machine, advanced one prefill chunk or one token per
+/// [`step`](Generation::step), so a scheduler can interleave many of them on one model.
+pub struct Generation {
+    options: GenerateOptions,
+    prompt: Vec<u32>,
+    prefilled: usize,
+    cached_tokens: usize,
+    sampler: Sampler,
+    /// Prompt + generated ids (for the repetition penalty).
+    recent: Vec<u32>,
+    out: Vec<u32>,
+    emitted: String,
+    text: String,
+    logits: Option<Array>,
+    /// Greedy: the next token, computed on the device and not read yet.
+    pending: Option<Array>,
+    /// Whether the last generated token is already in the cache.
+    last_in_cache: bool,
+    started: Instant,
+    ttft: Duration,
+    decode_started: Instant,
+    cancelled: bool,
+    finished: bool,
+}
+
+impl Generation {
+    /// Starts a generation after `prompt` on a cache that holds `cached_tokens` tokens.
+    pub fn new(
+        prompt: Vec<u32>,
+        options: GenerateOptions,
+        cached_tokens: usize,
+    ) -> Result<Self, EngineError> {
+        options
+            .sampling
+            .validate()
+            .map_err(EngineError::InvalidInput)?;
+        if prompt.is_empty() {
+            return Err(EngineError::InvalidInput(
+                "prompt must contain at least one token".into(),
+            ));
+        }
+        let now = Instant::now();
+        Ok(Self {
+            sampler: Sampler::new(options.sampling.clone()),
+            recent: prompt.clone(),
+            prompt,
+            options,
+            prefilled: 0,
+            cached_tokens,
+            out: Vec::new(),
+            emitted: String::new(),
+            text: String::new(),
+            logits: None,
+            pending: None,
+            last_in_cache: true,
+            started: now,
+            ttft: Duration::ZERO,
+            decode_started: now,
+            cancelled: false,
+            finished: false,
+        })
+    }
+
+    /// Prompt tokens not yet prefilled.
+    pub fn remaining_prompt(&self) -> usize {
+        self.prompt.len() - self.prefilled
+    }
+
+    /// Tokens generated so far.
+    pub fn generated(&self) -> &[u32] {
+        &self.out
+    }
+
+    /// Asks the generation to end at its next step (the client went away).
+    pub fn cancel(&mut self) {
+        self.cancelled = true;
+    }
+
+    /// Advances by one prefill chunk or one decoded token.
+    pub fn step(
+        &mut self,
+        model: &Gemma3,
+        tokenizer: &TextTokenizer,
+        cache: &mut ModelCache,
+    ) -> Result<Step, EngineError> {
+        if self.finished {
+            return Err(EngineError::InvalidInput(
+                "generation already finished".into(),
+            ));
+        }
+        if self.cancelled {
+            return self.finish(model, cache, FinishReason::Cancelled);
+        }
+        if self.prefilled < self.prompt.len() {
+            let end = (self.prefilled + self.options.prefill_chunk.max(1)).min(self.prompt.len());
+            let logits =
+                model.forward_last(&token_array(&self.prompt[self.prefilled..end]), cache)?;
+            cache.eval()?;
+            let n = end - self.prefilled;
+            self.prefilled = end;
+            if end == self.prompt.len() {
+                if self.options.sampling.is_greedy() {
+                    let y = argmax_axis(&logits, -1, None)?;
+                    mlx_rs::transforms::async_eval([&y])?;
+                    self.pending = Some(y);
+                } else {
+                    logits.eval()?;
+                    self.logits = Some(logits);
+                }
+            }
+            return Ok(Step::Prefilled(n));
+        }
+        if self.out.len() >= self.options.max_tokens {
+            return self.finish(model, cache, FinishReason::Length);
+        }
+        let token = match self.pending.take() {
+            Some(y) => {
+                // Queue the following step on the device before blocking on this token.
+                let next_logits = model.forward_last(&y.reshape(&[1, 1])?, cache)?;
+                let next = argmax_axis(&next_logits, -1, None)?;
+                mlx_rs::transforms::async_eval([&next])?;
+                self.pending = Some(next);
+                self.last_in_cache = true;
+                y.item_cast::<u32>()
+            }
+            None => {
+                let logits = self
+                    .logits
+                    .take()
+                    .ok_or_else(|| EngineError::Internal("no logits to sample".into()))?;
+                let mut values = logits_to_vec(&logits)?;
+                self.last_in_cache = false;
+                self.sampler.sample(&mut values, &self.recent)
+            }
+        };
+        if self.out.is_empty() {
+            self.ttft = self.started.elapsed();
+            self.decode_started = Instant::now();
+        }
+        self.out.push(token);
+        self.recent.push(token);
+        let full = tokenizer.decode(&self.out)?;
+        let delta = if !full.ends_with('\u{FFFD}') && full.starts_with(self.emitted.as_str()) {
+            let d = full[self.emitted.len()..].to_owned();
+            self.emitted = full.clone();
+            d
+        } else {
+            String::new()
+        };
+        self.text = full;
+        if self.options.stop_at_eos && tokenizer.stop_ids.contains(&token) {
+            return self.finish(model, cache, FinishReason::Eos);
+        }
+        if let Some(cut) = self
+            .options
+            .stop_strings
+            .iter()
+            .filter_map(|s| self.text.find(s.as_str()))
+            .min()
+        {
+            self.text.truncate(cut);
+            return self.finish(model, cache, FinishReason::StopString);
+        }
+        if self.pending.is_none() && self.out.len() < self.options.max_tokens {
+            // Sampled path: feed the token now so the next step has logits.
+            let logits = model.forward_last(&token_array(&[token]), cache)?;
+            logits.eval()?;
+            self.logits = Some(logits);
+            self.last_in_cache = true;
+        }
+        Ok(Step::Token(TokenEvent {
+            id: token,
+            text: delta,
+        }))
+    }
+
+    fn finish(
+        &mut self,
+        model: &Gemma3,
+        cache: &mut ModelCache,
+        reason: FinishReason,
+    ) -> Result<Step, EngineError> {
+        self.finished = true;
+        if self.options.extend_cache && !self.last_in_cache {
+            if let Some(&last) = self.out.last() {
+                extend(model, cache, &[last], 1)?;
+                self.last_in_cache = true;
+            }
+        }
+        cache.eval()?;
+        Ok(Step::Finished(GenerationOutput {
+            tokens: std::mem::take(&mut self.out),
+            text: std::mem::take(&mut self.text),
+            finish_reason: reason,
+            prompt_tokens: self.prompt.len(),
+            cached_tokens: self.cached_tokens,
+            time_to_first_token: self.ttft,
+            decode_time: if self.ttft.is_zero() {
+                Duration::ZERO
+            } else {
+                self.decode_started.elapsed()
+            },
+        }))
+    }
+}
+
 /// Generates after `prompt` (prefilled into `cache` first) and streams each token to
-/// `on_token`, which returns `false` to cancel.
+/// `on_token`, which returns `false` to cancel. The cache then holds prompt + output
+/// (with `extend_cache`, always including the last token).
 pub fn generate(
     model: &Gemma3,
     tokenizer: &TextTokenizer,
@@ -151,102 +369,16 @@ pub fn generate(
     options: &GenerateOptions,
     mut on_token: impl FnMut(&TokenEvent) -> bool,
 ) -> Result<GenerationOutput, EngineError> {
-    options
-        .sampling
-        .validate()
-        .map_err(EngineError::InvalidInput)?;
-    let start = Instant::now();
-    let cached_tokens = cache.len();
-    let mut logits = prefill(model, cache, prompt, options.prefill_chunk)?;
-    let mut sampler = Sampler::new(options.sampling.clone());
-    let greedy = options.sampling.is_greedy();
-    let mut recent: Vec<u32> = prompt.to_vec();
-    let mut decoder = StreamDecoder::new(tokenizer);
-    let mut out = Vec::new();
-    let mut text = String::new();
-    let mut finish = FinishReason::Length;
-    let mut ttft = Duration::ZERO;
-    let mut decode_start = Instant::now();
-    // Greedy steps stay on the device; the next step is queued before this token is read.
-    let mut pending: Option<Array> = None;
-    if greedy {
-        let y = argmax_axis(&logits, -1, None)?;
-        mlx_rs::transforms::async_eval([&y])?;
-        pending = Some(y);
-    }
-    let mut in_cache = false;
-    while out.len() < options.max_tokens {
-        let token = match pending.take() {
-            Some(y) => {
-                // Queue the following step before blocking on this token.
-                let next_logits = model.forward_last(&y.reshape(&[1, 1])?, cache)?;
-                let next = argmax_axis(&next_logits, -1, None)?;
-                mlx_rs::transforms::async_eval([&next])?;
-                let token = y.item_cast::<u32>();
-                pending = Some(next);
-                in_cache = true;
-                token
+    let mut generation = Generation::new(prompt.to_vec(), options.clone(), cache.len())?;
+    loop {
+        match generation.step(model, tokenizer, cache)? {
+            Step::Prefilled(_) => {}
+            Step::Token(event) => {
+                if !on_token(&event) {
+                    generation.cancel();
+                }
             }
-            None => {
-                let mut values = logits_to_vec(&logits)?;
-                let token = sampler.sample(&mut values, &recent);
-                in_cache = false;
-                token
-            }
-        };
-        if out.is_empty() {
-            ttft = start.elapsed();
-            decode_start = Instant::now();
-        }
-        out.push(token);
-        recent.push(token);
-        let delta = decoder.push(token)?;
-        text = decoder.text()?;
-        if options.stop_at_eos && tokenizer.stop_ids.contains(&token) {
-            finish = FinishReason::Eos;
-            break;
-        }
-        if let Some(cut) = options
-            .stop_strings
-            .iter()
-            .filter_map(|s| text.find(s.as_str()))
-            .min()
-        {
-            text.truncate(cut);
-            finish = FinishReason::StopString;
-            break;
-        }
-        if !on_token(&TokenEvent {
-            id: token,
-            text: delta,
-        }) {
-            finish = FinishReason::Cancelled;
-            break;
-        }
-        if out.len() < options.max_tokens && !greedy {
-            logits = model.forward_last(&token_array(&[token]), cache)?;
-            in_cache = true;
+            Step::Finished(output) => return Ok(output),
         }
     }
-    // The greedy pipeline may have queued one step past the last token: that step
-    // already put the last token in the cache. Otherwise add it if asked.
-    let last_missing = !in_cache;
-    if options.extend_cache && last_missing {
-        if let Some(&last) = out.last() {
-            extend(model, cache, &[last], 1)?;
-        }
-    }
-    cache.eval()?;
-    let expected = cached_tokens + prompt.len() + out.len()
-        - usize::from(last_missing && !options.extend_cache);
-    debug_assert_eq!(cache.len(), expected);
-    Ok(GenerationOutput {
-        tokens: out,
-        text,
-        finish_reason: finish,
-        prompt_tokens: prompt.len(),
-        cached_tokens,
-        time_to_first_token: ttft,
-        decode_time: decode_start.elapsed(),
-    })
 }

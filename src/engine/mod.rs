@@ -152,6 +152,16 @@ impl Engine {
         )
     }
 
+    /// Advances a step-wise [`generate::Generation`] by one prefill chunk or one token
+    /// (for schedulers that interleave many generations).
+    pub fn step(
+        &self,
+        generation: &mut generate::Generation,
+        cache: &mut ModelCache,
+    ) -> Result<generate::Step, EngineError> {
+        generation.step(&self.model, &self.tokenizer, cache)
+    }
+
     /// Serializes a cache bound to this model.
     pub fn save_cache(&self, cache: &ModelCache) -> Result<Vec<u8>, cache_codec::CodecError> {
         cache_codec::encode(cache, &self.fingerprint)

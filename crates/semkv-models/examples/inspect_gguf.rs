@@ -14,10 +14,21 @@
 use std::error::Error;
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use semkv_models::{default_cache_dir, pull_default_model, GgufFile};
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
     let mut gguf = None;
     let mut dump = None;
     let mut args = std::env::args_os().skip(1);

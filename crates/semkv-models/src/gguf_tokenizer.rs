@@ -117,69 +117,37 @@ fn tokenizer_from_metadata(raw: &HashMap<String, Value>) -> Result<Tokenizer, Gg
         None => derive_merges(&pieces, &vocab),
     };
     let id_of = |key: &str| -> Result<Option<u32>, GgufTokenizerError> {
-        let id = meta.opt_u32(key)?;
-        match id {
+        match meta.opt_u32(key)? {
             Some(id) if id as usize >= pieces.len() => Err(GgufTokenizerError::Invalid(format!(
                 "{key} = {id} is outside the vocabulary"
             ))),
-            _ => Ok(id),
+            id => Ok(id),
         }
     };
     let unk = id_of("tokenizer.ggml.unknown_token_id")?;
     let bos = id_of("tokenizer.ggml.bos_token_id")?;
     let eos = id_of("tokenizer.ggml.eos_token_id")?;
     let pad = id_of("tokenizer.ggml.padding_token_id")?;
-    let add_bos = meta
-        .opt_bool("tokenizer.ggml.add_bos_token")?
-        .unwrap_or(false);
-    let add_eos = meta
-        .opt_bool("tokenizer.ggml.add_eos_token")?
-        .unwrap_or(false);
-    let add_space_prefix = meta
-        .opt_bool("tokenizer.ggml.add_space_prefix")?
-        .unwrap_or(false);
+    let flag = |key: &str| -> Result<bool, GgufError> { Ok(meta.opt_bool(key)?.unwrap_or(false)) };
+    let add_bos = flag("tokenizer.ggml.add_bos_token")?;
+    let add_eos = flag("tokenizer.ggml.add_eos_token")?;
+    let add_space_prefix = flag("tokenizer.ggml.add_space_prefix")?;
 
     let mut bpe = BPE::builder()
-        .vocab_and_merges(
-            vocab
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect::<Vocab>(),
-            merges,
-        )
+        .vocab_and_merges(vocab, merges)
         .fuse_unk(true)
         .byte_fallback(pieces.iter().any(|p| p.kind == PieceKind::Byte));
     if let Some(unk) = unk {
         bpe = bpe.unk_token(pieces[unk as usize].text.clone());
     }
     let mut tokenizer = Tokenizer::new(bpe.build()?);
-
-    let replace_spaces = Replace::new(" ", SPACE_MARKER)?;
-    let normalizer: NormalizerWrapper = if add_space_prefix {
-        Sequence::new(vec![
-            Prepend::new(SPACE_MARKER.to_owned()).into(),
-            replace_spaces.into(),
-        ])
-        .into()
-    } else {
-        replace_spaces.into()
-    };
-    tokenizer.with_normalizer(Some(normalizer));
+    tokenizer.with_normalizer(Some(normalizer(add_space_prefix)?));
     tokenizer.with_pre_tokenizer(Some(Split::new(
         " ",
         SplitDelimiterBehavior::MergedWithPrevious,
         false,
     )?));
-    let mut decoders: Vec<DecoderWrapper> = vec![
-        Replace::new(SPACE_MARKER, " ")?.into(),
-        ByteFallback::new().into(),
-        Fuse::new().into(),
-    ];
-    if add_space_prefix {
-        decoders.push(Strip::new(' ', 1, 0).into());
-    }
-    tokenizer.with_decoder(Some(DecoderSequence::new(decoders)));
-
+    tokenizer.with_decoder(Some(decoder(add_space_prefix)?));
     let template_token = |id: Option<u32>, wanted: bool| {
         id.filter(|_| wanted)
             .map(|id| (pieces[id as usize].text.clone(), id))
@@ -188,23 +156,60 @@ fn tokenizer_from_metadata(raw: &HashMap<String, Value>) -> Result<Tokenizer, Gg
     if template_bos.is_some() || template_eos.is_some() {
         tokenizer.with_post_processor(Some(post_processor(template_bos, template_eos)?));
     }
-
-    let always_special = [unk, bos, eos, pad];
-    let (special, plain): (Vec<_>, Vec<_>) = pieces
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| matches!(p.kind, PieceKind::Control | PieceKind::UserDefined))
-        .map(|(id, p)| {
-            let is_special =
-                p.kind == PieceKind::Control || always_special.contains(&Some(id as u32));
-            AddedToken::from(p.text.clone(), is_special)
-                .normalized(false)
-                .special(is_special)
-        })
-        .partition(|token| token.special);
+    let (special, plain) = added_tokens(&pieces, &[unk, bos, eos, pad]);
     tokenizer.add_special_tokens(&special);
     tokenizer.add_tokens(&plain);
     Ok(tokenizer)
+}
+
+/// Spaces become `▁`, after prepending one if `add_space_prefix`.
+fn normalizer(add_space_prefix: bool) -> Result<NormalizerWrapper, GgufTokenizerError> {
+    let replace_spaces = Replace::new(" ", SPACE_MARKER)?;
+    Ok(if add_space_prefix {
+        Sequence::new(vec![
+            Prepend::new(SPACE_MARKER.to_owned()).into(),
+            replace_spaces.into(),
+        ])
+        .into()
+    } else {
+        replace_spaces.into()
+    })
+}
+
+/// `▁` becomes a space, `<0xNN>` pieces become bytes, and the prepended
+/// space (if any) is stripped.
+fn decoder(add_space_prefix: bool) -> Result<DecoderSequence, GgufTokenizerError> {
+    let mut decoders: Vec<DecoderWrapper> = vec![
+        Replace::new(SPACE_MARKER, " ")?.into(),
+        ByteFallback::new().into(),
+        Fuse::new().into(),
+    ];
+    if add_space_prefix {
+        decoders.push(Strip::new(' ', 1, 0).into());
+    }
+    Ok(DecoderSequence::new(decoders))
+}
+
+/// The pieces matched verbatim in raw text, split into special ones
+/// (CONTROL pieces and the given ids) and plain ones (USER_DEFINED pieces).
+fn added_tokens(
+    pieces: &[Piece],
+    special_ids: &[Option<u32>],
+) -> (Vec<AddedToken>, Vec<AddedToken>) {
+    pieces
+        .iter()
+        .enumerate()
+        .filter(|(id, p)| {
+            matches!(p.kind, PieceKind::Control | PieceKind::UserDefined)
+                || special_ids.contains(&Some(*id as u32))
+        })
+        .map(|(id, p)| {
+            let special = p.kind == PieceKind::Control || special_ids.contains(&Some(id as u32));
+            AddedToken::from(p.text.clone(), special)
+                .normalized(false)
+                .special(special)
+        })
+        .partition(|token| token.special)
 }
 
 /// A template processor that wraps sequences in the given tokens, like the
@@ -278,8 +283,8 @@ fn read_pieces(meta: &Metadata<'_>) -> Result<Vec<Piece>, GgufTokenizerError> {
         .collect()
 }
 
-fn vocab_of(pieces: &[Piece]) -> Result<HashMap<String, u32>, GgufTokenizerError> {
-    let mut vocab = HashMap::with_capacity(pieces.len());
+fn vocab_of(pieces: &[Piece]) -> Result<Vocab, GgufTokenizerError> {
+    let mut vocab = Vocab::with_capacity(pieces.len());
     for (id, piece) in pieces.iter().enumerate() {
         let id = u32::try_from(id)
             .map_err(|_| GgufTokenizerError::Invalid("vocabulary too large".to_owned()))?;
@@ -321,7 +326,7 @@ fn parse_merges(merges: &[Value]) -> Result<Merges, GgufTokenizerError> {
 /// them (llama.cpp's converter writes -1000 for control and user-defined
 /// pieces). For Gemma 3 this reproduces the official `tokenizer.json`'s
 /// 514,906 merges in the same order.
-fn derive_merges(pieces: &[Piece], vocab: &HashMap<String, u32>) -> Merges {
+fn derive_merges(pieces: &[Piece], vocab: &Vocab) -> Merges {
     struct Candidate<'a> {
         score: f32,
         left_chars: usize,

