@@ -11,6 +11,7 @@ pub mod device;
 pub mod gemma3;
 pub mod generate;
 pub mod linear;
+pub mod loader;
 pub mod sampling;
 pub mod tokenizer;
 pub mod weights;

@@ -1,0 +1,470 @@
+//! The cluster actor: one per cluster. It owns the cluster's metadata and logs,
+//! serializes the operations on its cluster, has the model actor do the model work,
+//! and makes every change durable in the store before acknowledging it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::engine::chat::{Role, Turn};
+use crate::engine::generate::GenerateOptions;
+use crate::engine::tokenizer::TextTokenizer;
+use crate::error::ServiceError;
+use crate::store::{ClusterMeta, KvWrite, Store};
+
+use super::model::{ModelMsg, OpOutcome, Restore, RunError, RunRequest};
+use super::registry::RegistryMsg;
+use super::work::{GenerateSpec, Op};
+use super::{ask, prompt, GenEvent, GenerationSummary, LoadReport, TurnFormat};
+
+/// What every cluster actor needs.
+pub struct ClusterContext {
+    pub store: Store,
+    pub model: ActorRef<ModelMsg>,
+    pub tokenizer: TextTokenizer,
+    pub registry: ActorRef<RegistryMsg>,
+}
+
+/// Arguments of a cluster actor.
+pub struct ClusterArgs {
+    pub id: String,
+    pub ctx: Arc<ClusterContext>,
+    /// Started again after a crash: the model's copy of the cache may be ahead of the
+    /// store, so it is dropped.
+    pub restarted: bool,
+}
+
+/// A generation request, validated.
+#[derive(Debug, Clone)]
+pub struct GenerateParams {
+    pub turns: Vec<Turn>,
+    pub format: TurnFormat,
+    pub options: GenerateOptions,
+    pub commit: bool,
+}
+
+/// The result of an append.
+#[derive(Debug, Clone)]
+pub struct AppendReport {
+    pub tokens_added: usize,
+    pub total_tokens: usize,
+    pub prefill_time: Duration,
+    pub queue_time: Duration,
+    pub persist_time: Duration,
+    pub load: LoadReport,
+}
+
+/// The result of a persist.
+#[derive(Debug, Clone)]
+pub struct PersistReport {
+    pub snapshot_bytes: u64,
+    pub persist_time: Duration,
+}
+
+type Reply<T> = RpcReplyPort<Result<T, ServiceError>>;
+
+/// Messages of a cluster actor.
+pub enum ClusterMsg {
+    Append {
+        turns: Vec<Turn>,
+        format: TurnFormat,
+        reply: Reply<AppendReport>,
+    },
+    /// Streams [`GenEvent`]s to `events`, ending with [`GenEvent::Done`].
+    Generate {
+        params: GenerateParams,
+        events: UnboundedSender<GenEvent>,
+        reply: Reply<()>,
+    },
+    Fork {
+        new_id: String,
+        labels: Option<BTreeMap<String, String>>,
+        reply: Reply<ClusterMeta>,
+    },
+    Evict {
+        reply: Reply<u64>,
+    },
+    Persist {
+        reply: Reply<PersistReport>,
+    },
+    Delete {
+        reply: Reply<()>,
+    },
+}
+
+/// The cluster actor (see the module documentation).
+pub struct ClusterActor;
+
+/// A cluster actor's state.
+pub struct ClusterState {
+    meta: ClusterMeta,
+    ctx: Arc<ClusterContext>,
+    deleted: bool,
+}
+
+impl Actor for ClusterActor {
+    type Msg = ClusterMsg;
+    type State = ClusterState;
+    type Arguments = ClusterArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ClusterMsg>,
+        args: ClusterArgs,
+    ) -> Result<ClusterState, ActorProcessingErr> {
+        let meta = args
+            .ctx
+            .store
+            .meta(&args.id)?
+            .ok_or_else(|| ServiceError::NotFound(args.id.clone()))?;
+        if args.restarted {
+            args.ctx.model.cast(ModelMsg::Forget {
+                cluster: args.id.clone(),
+            })?;
+        }
+        Ok(ClusterState {
+            meta,
+            ctx: args.ctx,
+            deleted: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ClusterMsg>,
+        message: ClusterMsg,
+        state: &mut ClusterState,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.deleted {
+            let gone = ServiceError::NotFound(state.meta.id.clone());
+            match message {
+                ClusterMsg::Append { reply, .. } => drop(reply.send(Err(gone))),
+                ClusterMsg::Generate { reply, .. } => drop(reply.send(Err(gone))),
+                ClusterMsg::Fork { reply, .. } => drop(reply.send(Err(gone))),
+                ClusterMsg::Evict { reply } => drop(reply.send(Err(gone))),
+                ClusterMsg::Persist { reply } => drop(reply.send(Err(gone))),
+                ClusterMsg::Delete { reply } => drop(reply.send(Err(gone))),
+            }
+            return Ok(());
+        }
+        match message {
+            ClusterMsg::Append {
+                turns,
+                format,
+                reply,
+            } => {
+                let _ = reply.send(state.append(turns, format).await);
+            }
+            ClusterMsg::Generate {
+                params,
+                events,
+                reply,
+            } => {
+                let _ = reply.send(state.generate(params, events).await);
+            }
+            ClusterMsg::Fork {
+                new_id,
+                labels,
+                reply,
+            } => {
+                let _ = reply.send(state.fork(new_id, labels).await);
+            }
+            ClusterMsg::Evict { reply } => {
+                let _ = reply.send(state.evict().await);
+            }
+            ClusterMsg::Persist { reply } => {
+                let _ = reply.send(state.persist().await);
+            }
+            ClusterMsg::Delete { reply } => {
+                let result = state.delete(myself.get_id()).await;
+                let ok = result.is_ok();
+                let _ = reply.send(result);
+                if ok {
+                    myself.stop(Some(DELETED.into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The stop reason of a deleted cluster's actor (it is not restarted).
+pub const DELETED: &str = "deleted";
+
+/// Updates the cache bookkeeping of `meta` for a cache write.
+fn account(meta: &mut ClusterMeta, kv: &KvWrite, load: &LoadReport) {
+    match kv {
+        KvWrite::None => {}
+        KvWrite::Delta(bytes) => {
+            meta.next_delta += 1;
+            meta.deltas_since_base += 1;
+            meta.delta_bytes_since_base += bytes.len() as u64;
+        }
+        KvWrite::Snapshot(bytes) => {
+            meta.deltas_since_base = 0;
+            meta.delta_bytes_since_base = 0;
+            meta.base_bytes = bytes.len() as u64;
+        }
+    }
+    if load.rebuild_reason.is_some() {
+        meta.rebuilds += 1;
+    }
+}
+
+impl ClusterState {
+    fn id(&self) -> &str {
+        &self.meta.id
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>, ServiceError> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ctx
+            .tokenizer
+            .encode(text)
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// Runs `op` on the model, restoring the cache from the store if it is cold.
+    async fn run(
+        &self,
+        op: Op,
+        events: Option<UnboundedSender<GenEvent>>,
+        snapshot: bool,
+    ) -> Result<OpOutcome, ServiceError> {
+        let mut restore: Option<Restore> = None;
+        for _ in 0..3 {
+            let (cluster, op, events) = (self.id().to_owned(), op.clone(), events.clone());
+            let (expected_tokens, restore_now) = (self.meta.tokens as usize, restore.take());
+            let result = ask(&self.ctx.model, move |reply| {
+                ModelMsg::Run(Box::new(RunRequest {
+                    cluster,
+                    op,
+                    expected_tokens,
+                    restore: restore_now,
+                    snapshot,
+                    events,
+                    reply,
+                }))
+            })
+            .await?;
+            match result {
+                Ok(outcome) => return Ok(outcome),
+                Err(RunError::Service(e)) => return Err(e),
+                Err(RunError::NeedsRestore) => {
+                    let cache = self.ctx.store.cache(self.id())?;
+                    let segments = self.ctx.store.segments(self.id()).unwrap_or_else(|e| {
+                        tracing::error!(cluster = self.id(), error = %e, "token log damaged");
+                        Vec::new()
+                    });
+                    restore = Some(Restore { cache, segments });
+                }
+            }
+        }
+        Err(ServiceError::Internal(
+            "the cluster's cache could not be brought into memory".into(),
+        ))
+    }
+
+    async fn append(
+        &mut self,
+        turns: Vec<Turn>,
+        format: TurnFormat,
+    ) -> Result<AppendReport, ServiceError> {
+        let before = self.meta.clone();
+        let mut after = before.clone();
+        let text = prompt::append_text(
+            &turns,
+            format,
+            before.tokens == 0,
+            &mut after.pending_system,
+        );
+        let tokens = self.encode(&text)?;
+        let tokens_added = tokens.len();
+        let outcome = if tokens.is_empty() {
+            None
+        } else {
+            Some(
+                self.run(Op::Prefill { tokens }, None, before.wants_compaction())
+                    .await?,
+            )
+        };
+        let (segments, kv, load, prefill_time, queue_time) = match outcome {
+            Some(o) => {
+                after.tokens = o.total_tokens as u64;
+                (o.segments, o.kv, o.load, o.model_time, o.queue_time)
+            }
+            None => (
+                Vec::new(),
+                KvWrite::None,
+                LoadReport::default(),
+                Duration::ZERO,
+                Duration::ZERO,
+            ),
+        };
+        after.turns += turns.len() as u64;
+        after.segments += segments.len() as u64;
+        account(&mut after, &kv, &load);
+        let started = Instant::now();
+        self.ctx
+            .store
+            .commit(&before, &after, &segments, &turns, &kv)
+            .await?;
+        self.meta = after;
+        Ok(AppendReport {
+            tokens_added,
+            total_tokens: self.meta.tokens as usize,
+            prefill_time,
+            queue_time,
+            persist_time: started.elapsed(),
+            load,
+        })
+    }
+
+    async fn generate(
+        &mut self,
+        params: GenerateParams,
+        events: UnboundedSender<GenEvent>,
+    ) -> Result<(), ServiceError> {
+        let before = self.meta.clone();
+        let mut pending = before.pending_system.clone();
+        let text = prompt::generation_text(
+            &params.turns,
+            params.format,
+            before.tokens == 0,
+            &mut pending,
+        );
+        let prompt = self.encode(&text)?;
+        if prompt.is_empty() {
+            return Err(ServiceError::invalid(
+                "turns",
+                "raw format needs some text to generate from",
+            ));
+        }
+        let spec = GenerateSpec {
+            prompt,
+            options: params.options.clone(),
+            commit: params.commit,
+            close_chat_turn: params.commit && params.format == TurnFormat::Chat,
+        };
+        let outcome = self
+            .run(
+                Op::Generate(spec),
+                Some(events.clone()),
+                params.commit && before.wants_compaction(),
+            )
+            .await?;
+        let output = outcome
+            .output
+            .ok_or_else(|| ServiceError::Internal("generation produced no result".into()))?;
+        if params.commit || !matches!(outcome.kv, KvWrite::None) {
+            let mut after = before.clone();
+            let mut turns = Vec::new();
+            if params.commit {
+                after.pending_system = pending;
+                after.tokens = outcome.total_tokens as u64;
+                after.segments += outcome.segments.len() as u64;
+                turns = params.turns.clone();
+                turns.push(Turn {
+                    role: Role::Assistant,
+                    text: output.text.clone(),
+                });
+                after.turns += turns.len() as u64;
+            }
+            account(&mut after, &outcome.kv, &outcome.load);
+            self.ctx
+                .store
+                .commit(&before, &after, &outcome.segments, &turns, &outcome.kv)
+                .await?;
+            self.meta = after;
+        }
+        let summary = GenerationSummary {
+            tokens_per_second: output.decode_tokens_per_second(),
+            text: output.text,
+            tokens: output.tokens,
+            finish_reason: output.finish_reason,
+            prompt_tokens: output.prompt_tokens,
+            reused_tokens: output.cached_tokens,
+            time_to_first_token: output.time_to_first_token,
+            queue_time: outcome.queue_time,
+            total_tokens: self.meta.tokens as usize,
+            committed: params.commit,
+            load: outcome.load,
+        };
+        let _ = events.send(GenEvent::Done(Box::new(summary)));
+        Ok(())
+    }
+
+    async fn fork(
+        &mut self,
+        new_id: String,
+        labels: Option<BTreeMap<String, String>>,
+    ) -> Result<ClusterMeta, ServiceError> {
+        let fresh = ClusterMeta::new(&new_id, BTreeMap::new());
+        let mut to = self.meta.clone();
+        to.id = new_id;
+        to.labels = labels.unwrap_or_else(|| self.meta.labels.clone());
+        to.created_unix_ms = fresh.created_unix_ms;
+        to.rebuilds = 0;
+        self.ctx.store.copy(self.id(), &to).await?;
+        let _ = self.ctx.model.cast(ModelMsg::CopyCache {
+            from: self.id().to_owned(),
+            to: to.id.clone(),
+        });
+        Ok(to)
+    }
+
+    async fn evict(&mut self) -> Result<u64, ServiceError> {
+        let cluster = self.id().to_owned();
+        ask(&self.ctx.model, |reply| ModelMsg::Evict { cluster, reply }).await
+    }
+
+    async fn persist(&mut self) -> Result<PersistReport, ServiceError> {
+        let started = Instant::now();
+        let cluster = self.id().to_owned();
+        let expected_tokens = self.meta.tokens as usize;
+        let snapshot = ask(&self.ctx.model, |reply| ModelMsg::Snapshot {
+            cluster,
+            expected_tokens,
+            reply,
+        })
+        .await??;
+        let Some(bytes) = snapshot else {
+            self.ctx.store.flush().await?;
+            return Ok(PersistReport {
+                snapshot_bytes: 0,
+                persist_time: started.elapsed(),
+            });
+        };
+        let before = self.meta.clone();
+        let mut after = before.clone();
+        let kv = KvWrite::Snapshot(bytes);
+        account(&mut after, &kv, &LoadReport::default());
+        self.ctx
+            .store
+            .commit(&before, &after, &[], &[], &kv)
+            .await?;
+        self.meta = after;
+        Ok(PersistReport {
+            snapshot_bytes: self.meta.base_bytes,
+            persist_time: started.elapsed(),
+        })
+    }
+
+    async fn delete(&mut self, me: ActorId) -> Result<(), ServiceError> {
+        self.ctx.store.delete(self.id()).await?;
+        let _ = self.ctx.model.cast(ModelMsg::Forget {
+            cluster: self.id().to_owned(),
+        });
+        let _ = self.ctx.registry.cast(RegistryMsg::Deleted {
+            id: self.id().to_owned(),
+            actor: me,
+        });
+        self.deleted = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,411 @@
+//! The gRPC surface (tonic): validation, admission, status codes, conversions. The
+//! work is done by the actors; reads of cluster metadata come from the store.
+
+pub mod convert;
+pub mod status;
+pub mod validate;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use ractor::ActorRef;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::actors::cluster::{ClusterMsg, GenerateParams};
+use crate::actors::model::ModelMsg;
+use crate::actors::registry::RegistryMsg;
+use crate::actors::{ask, SharedStatus};
+use crate::engine::generate::GenerateOptions;
+use crate::error::ServiceError;
+use crate::proto;
+use crate::proto::sem_kv_server::SemKv;
+use crate::scheduler::StepKind;
+use crate::store::{ClusterMeta, Store};
+
+/// Static facts the server reports.
+#[derive(Debug, Clone)]
+pub struct ServerFacts {
+    pub model: String,
+    pub fingerprint: String,
+    pub device: String,
+    pub backend: String,
+    pub max_cache_bytes: u64,
+}
+
+/// The `semkv.v1.SemKv` service.
+pub struct SemKvService {
+    registry: ActorRef<RegistryMsg>,
+    model: ActorRef<ModelMsg>,
+    store: Store,
+    status: Arc<SharedStatus>,
+    admission: Arc<Semaphore>,
+    capacity: usize,
+    facts: ServerFacts,
+}
+
+impl SemKvService {
+    /// A service over running actors; at most `queue_depth` model requests (appends,
+    /// generations) are admitted at once, more get `UNAVAILABLE`.
+    pub fn new(
+        registry: ActorRef<RegistryMsg>,
+        model: ActorRef<ModelMsg>,
+        store: Store,
+        status: Arc<SharedStatus>,
+        queue_depth: usize,
+        facts: ServerFacts,
+    ) -> Self {
+        Self {
+            registry,
+            model,
+            store,
+            status,
+            admission: Arc::new(Semaphore::new(queue_depth)),
+            capacity: queue_depth,
+            facts,
+        }
+    }
+
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.admission.clone().try_acquire_owned().map_err(|_| {
+            Status::unavailable(format!(
+                "server busy: {} requests are queued or running (queue depth {}); retry later",
+                self.capacity, self.capacity
+            ))
+        })
+    }
+
+    async fn actor(&self, id: &str) -> Result<ActorRef<ClusterMsg>, ServiceError> {
+        let id = id.to_owned();
+        ask(&self.registry, |reply| RegistryMsg::Get { id, reply }).await?
+    }
+
+    fn describe(&self, meta: &ClusterMeta) -> proto::Cluster {
+        convert::cluster(meta, self.status.resident_bytes(&meta.id))
+    }
+
+    fn meta(&self, id: &str) -> Result<ClusterMeta, ServiceError> {
+        self.store
+            .meta(id)?
+            .ok_or_else(|| ServiceError::NotFound(id.to_owned()))
+    }
+}
+
+fn span(method: &'static str, cluster: &str) -> tracing::Span {
+    tracing::info_span!("rpc", method, cluster)
+}
+
+type GenerateStream = Pin<Box<dyn Stream<Item = Result<proto::GenerateResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SemKv for SemKvService {
+    async fn create_cluster(
+        &self,
+        request: Request<proto::CreateClusterRequest>,
+    ) -> Result<Response<proto::Cluster>, Status> {
+        let r = request.into_inner();
+        async {
+            let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+            let labels = validate::labels("labels", &r.labels)?;
+            let meta = ClusterMeta::new(id.as_str(), labels);
+            let meta = ask(&self.registry, |reply| RegistryMsg::Create { meta, reply }).await??;
+            tracing::info!("cluster created");
+            Ok(Response::new(self.describe(&meta)))
+        }
+        .instrument(span("CreateCluster", &r.cluster_id))
+        .await
+        .map_err(status::to_status)
+    }
+
+    async fn get_cluster(
+        &self,
+        request: Request<proto::GetClusterRequest>,
+    ) -> Result<Response<proto::Cluster>, Status> {
+        let r = request.into_inner();
+        let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+        let meta = self.meta(id.as_str())?;
+        Ok(Response::new(self.describe(&meta)))
+    }
+
+    async fn list_clusters(
+        &self,
+        request: Request<proto::ListClustersRequest>,
+    ) -> Result<Response<proto::ListClustersResponse>, Status> {
+        let r = request.into_inner();
+        let selector = validate::labels("label_selector", &r.label_selector)?;
+        let clusters = self
+            .store
+            .list()
+            .map_err(ServiceError::from)?
+            .iter()
+            .filter(|m| selector.iter().all(|(k, v)| m.labels.get(k) == Some(v)))
+            .map(|m| self.describe(m))
+            .collect();
+        Ok(Response::new(proto::ListClustersResponse { clusters }))
+    }
+
+    async fn delete_cluster(
+        &self,
+        request: Request<proto::DeleteClusterRequest>,
+    ) -> Result<Response<proto::DeleteClusterResponse>, Status> {
+        let r = request.into_inner();
+        async {
+            let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+            let actor = self.actor(id.as_str()).await?;
+            ask(&actor, |reply| ClusterMsg::Delete { reply }).await??;
+            tracing::info!("cluster deleted");
+            Ok(Response::new(proto::DeleteClusterResponse {}))
+        }
+        .instrument(span("DeleteCluster", &r.cluster_id))
+        .await
+        .map_err(status::to_status)
+    }
+
+    async fn append_turns(
+        &self,
+        request: Request<proto::AppendTurnsRequest>,
+    ) -> Result<Response<proto::AppendTurnsResponse>, Status> {
+        let r = request.into_inner();
+        async {
+            let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+            let turns = validate::turns("turns", &r.turns, false)?;
+            let format = validate::format("format", r.format)?;
+            let _permit = self.admit()?;
+            let actor = self.actor(id.as_str()).await?;
+            let report = ask(&actor, |reply| ClusterMsg::Append {
+                turns,
+                format,
+                reply,
+            })
+            .await??;
+            tracing::info!(
+                tokens_added = report.tokens_added,
+                total_tokens = report.total_tokens,
+                "turns appended"
+            );
+            Ok::<_, Status>(Response::new(proto::AppendTurnsResponse {
+                tokens_added: report.tokens_added as u64,
+                total_tokens: report.total_tokens as u64,
+                prefill_ms: convert::millis(report.prefill_time),
+                queue_ms: convert::millis(report.queue_time),
+                persist_ms: convert::millis(report.persist_time),
+                cache_load: Some(convert::cache_load(&report.load)),
+            }))
+        }
+        .instrument(span("AppendTurns", &r.cluster_id))
+        .await
+    }
+
+    type GenerateStream = GenerateStream;
+
+    async fn generate(
+        &self,
+        request: Request<proto::GenerateRequest>,
+    ) -> Result<Response<GenerateStream>, Status> {
+        let r = request.into_inner();
+        let span = span("Generate", &r.cluster_id);
+        let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+        let params = GenerateParams {
+            turns: validate::turns("turns", &r.turns, true)?,
+            format: validate::format("format", r.format)?,
+            options: GenerateOptions {
+                sampling: validate::sampling("sampling", r.sampling.as_ref())?,
+                max_tokens: validate::max_tokens("max_tokens", r.max_tokens)?,
+                stop_strings: validate::stop("stop", &r.stop)?,
+                stop_at_eos: !r.ignore_eos,
+                ..Default::default()
+            },
+            commit: r.commit,
+        };
+        let permit = self.admit()?;
+        let actor = self
+            .actor(id.as_str())
+            .instrument(span.clone())
+            .await
+            .map_err(status::to_status)?;
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let (out, out_rx) = mpsc::channel(64);
+        tokio::spawn(
+            async move {
+                // Holding the permit for the whole stream; dropping it (client gone,
+                // stream over) frees the slot at once.
+                let _permit = permit;
+                let call = ask(&actor, |reply| ClusterMsg::Generate {
+                    params,
+                    events: events_tx,
+                    reply,
+                });
+                tokio::pin!(call);
+                let mut call_done = false;
+                loop {
+                    tokio::select! {
+                        event = events.recv() => match event {
+                            Some(event) => {
+                                if let crate::actors::GenEvent::Done(s) = &event {
+                                    tracing::info!(
+                                        tokens = s.tokens.len(),
+                                        reused = s.reused_tokens,
+                                        finish = ?s.finish_reason,
+                                        "generation done"
+                                    );
+                                }
+                                if out.send(Ok(convert::gen_event(&event))).await.is_err() {
+                                    break;
+                                }
+                            }
+                            None => break,
+                        },
+                        result = &mut call, if !call_done => {
+                            call_done = true;
+                            let error = match result {
+                                Ok(Ok(())) => None,
+                                Ok(Err(e)) | Err(e) => Some(e),
+                            };
+                            if let Some(e) = error {
+                                // Tokens already queued go first.
+                                while let Ok(event) = events.try_recv() {
+                                    let _ = out.send(Ok(convert::gen_event(&event))).await;
+                                }
+                                let _ = out.send(Err(status::to_status(e))).await;
+                                break;
+                            }
+                        }
+                        _ = out.closed() => {
+                            tracing::info!("client went away; cancelling");
+                            break;
+                        }
+                    }
+                }
+                // Dropping `events` tells the model actor the client is gone.
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    async fn fork_cluster(
+        &self,
+        request: Request<proto::ForkClusterRequest>,
+    ) -> Result<Response<proto::Cluster>, Status> {
+        let r = request.into_inner();
+        async {
+            let from = validate::cluster_id("source_cluster_id", &r.source_cluster_id)?;
+            let to = validate::cluster_id("new_cluster_id", &r.new_cluster_id)?;
+            let labels = validate::labels("labels", &r.labels)?;
+            let labels = (!labels.is_empty()).then_some(labels);
+            let actor = self.actor(from.as_str()).await?;
+            let new_id = to.as_str().to_owned();
+            let meta = ask(&actor, |reply| ClusterMsg::Fork {
+                new_id,
+                labels,
+                reply,
+            })
+            .await??;
+            tracing::info!(new_cluster = meta.id, "cluster forked");
+            Ok(Response::new(self.describe(&meta)))
+        }
+        .instrument(span("ForkCluster", &r.source_cluster_id))
+        .await
+        .map_err(status::to_status)
+    }
+
+    async fn evict_cluster(
+        &self,
+        request: Request<proto::EvictClusterRequest>,
+    ) -> Result<Response<proto::EvictClusterResponse>, Status> {
+        let r = request.into_inner();
+        async {
+            let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+            let actor = self.actor(id.as_str()).await?;
+            let freed = ask(&actor, |reply| ClusterMsg::Evict { reply }).await??;
+            Ok(Response::new(proto::EvictClusterResponse {
+                freed_bytes: freed,
+            }))
+        }
+        .instrument(span("EvictCluster", &r.cluster_id))
+        .await
+        .map_err(status::to_status)
+    }
+
+    async fn persist_cluster(
+        &self,
+        request: Request<proto::PersistClusterRequest>,
+    ) -> Result<Response<proto::PersistClusterResponse>, Status> {
+        let r = request.into_inner();
+        async {
+            let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+            let actor = self.actor(id.as_str()).await?;
+            let report = ask(&actor, |reply| ClusterMsg::Persist { reply }).await??;
+            Ok(Response::new(proto::PersistClusterResponse {
+                snapshot_bytes: report.snapshot_bytes,
+                persist_ms: convert::millis(report.persist_time),
+            }))
+        }
+        .instrument(span("PersistCluster", &r.cluster_id))
+        .await
+        .map_err(status::to_status)
+    }
+
+    async fn get_server_info(
+        &self,
+        _request: Request<proto::GetServerInfoRequest>,
+    ) -> Result<Response<proto::ServerInfo>, Status> {
+        let (hot, bytes) = self.status.resident_totals();
+        let f = &self.facts;
+        Ok(Response::new(proto::ServerInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            model: f.model.clone(),
+            model_fingerprint: f.fingerprint.clone(),
+            device: f.device.clone(),
+            backend: f.backend.clone(),
+            cache_bytes: bytes,
+            max_cache_bytes: f.max_cache_bytes,
+            hot_clusters: hot as u32,
+            known_clusters: self.store.count() as u64,
+            queue_depth: (self.capacity - self.admission.available_permits()) as u32,
+            queue_capacity: self.capacity as u32,
+            store_bytes: self.store.size_on_disk(),
+            process_rss_bytes: process_rss_bytes(),
+        }))
+    }
+
+    async fn get_scheduler_trace(
+        &self,
+        request: Request<proto::GetSchedulerTraceRequest>,
+    ) -> Result<Response<proto::GetSchedulerTraceResponse>, Status> {
+        let limit = request.into_inner().limit as usize;
+        let trace = ask(&self.model, |reply| ModelMsg::Trace { limit, reply }).await?;
+        Ok(Response::new(proto::GetSchedulerTraceResponse {
+            steps: trace
+                .steps
+                .into_iter()
+                .map(|s| proto::SchedulerStep {
+                    seq: s.seq,
+                    cluster_id: s.cluster,
+                    kind: match s.kind {
+                        StepKind::Prefill => proto::StepKind::Prefill,
+                        StepKind::Decode => proto::StepKind::Decode,
+                    } as i32,
+                    tokens: s.tokens,
+                })
+                .collect(),
+            decode_steps: trace.decode_steps.into_iter().collect(),
+        }))
+    }
+}
+
+/// Resident memory of this process (Linux; 0 elsewhere).
+fn process_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}

@@ -1,0 +1,173 @@
+//! Wiring of `semkvd`: open the store, start the model actor (which loads the model)
+//! and the registry, serve gRPC (semkv.v1, health, reflection) until shutdown, then
+//! drain running requests, stop the actors and flush the store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ractor::Actor;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::actors::model::{self, ModelArgs, ModelMsg, ModelSettings};
+use crate::actors::registry::{Registry, RegistryArgs};
+use crate::actors::{ask, SharedStatus};
+use crate::api::{SemKvService, ServerFacts};
+use crate::daemon_config::DaemonConfig;
+use crate::engine::loader::load_engine;
+use crate::engine::LoadOptions;
+use crate::error::ServiceError;
+use crate::proto::sem_kv_server::SemKvServer;
+use crate::scheduler::SchedulerConfig;
+use crate::store::Store;
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Start(#[from] ServiceError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Runs the daemon until `shutdown` completes, then drains (at most
+/// `config.drain_timeout`) and flushes. `on_ready` receives the bound address once
+/// the server accepts connections.
+pub async fn serve(
+    config: DaemonConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), DaemonError> {
+    let store = Store::open(&config.data_dir)?;
+    let status = Arc::new(SharedStatus::default());
+    let (model_ref, device) = (config.model.clone(), config.device);
+    let (model, model_thread) = model::spawn(ModelArgs {
+        loader: Box::new(move || {
+            load_engine(
+                &model_ref,
+                &LoadOptions {
+                    device,
+                    ..Default::default()
+                },
+            )
+        }),
+        settings: ModelSettings {
+            max_cache_bytes: config.max_cache_bytes,
+            prefill_chunk: config.prefill_chunk,
+            scheduler: SchedulerConfig {
+                // A backstop: the API admits at most queue_depth requests.
+                capacity: config.queue_depth,
+                quantum: config.decode_weight,
+                decode_cost: config.decode_weight,
+                ..Default::default()
+            },
+        },
+        status: status.clone(),
+    })
+    .await?;
+    let info = ask(&model, |reply| ModelMsg::Info { reply }).await?;
+    let (registry, registry_task) = Actor::spawn(
+        Some("registry".into()),
+        Registry,
+        RegistryArgs {
+            store: store.clone(),
+            model: model.clone(),
+            tokenizer: info.tokenizer.clone(),
+        },
+    )
+    .await
+    .map_err(|e| ServiceError::Internal(format!("registry failed to start: {e}")))?;
+
+    let service = SemKvService::new(
+        registry.clone(),
+        model.clone(),
+        store.clone(),
+        status,
+        config.queue_depth,
+        ServerFacts {
+            model: config.model.clone(),
+            fingerprint: info.fingerprint.clone(),
+            device: info.device.device.clone(),
+            backend: info.device.backend.to_owned(),
+            max_cache_bytes: config.max_cache_bytes,
+        },
+    );
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<SemKvServer<SemKvService>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    tracing::info!(
+        %addr,
+        model = config.model,
+        fingerprint = info.fingerprint,
+        device = info.device.device,
+        data_dir = %config.data_dir.display(),
+        clusters = store.count(),
+        "semkvd serving"
+    );
+    on_ready(addr);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut server_stop = stop_rx.clone();
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(SemKvServer::new(service))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+            tracing::info!("shutting down: no new requests; draining running ones");
+        });
+    tokio::pin!(server);
+    let mut drain_stop = stop_rx;
+    let drain = config.drain_timeout;
+    let result = tokio::select! {
+        result = &mut server => result.map_err(DaemonError::from),
+        _ = async move {
+            let _ = drain_stop.wait_for(|stop| *stop).await;
+            tokio::time::sleep(drain).await;
+        } => {
+            tracing::warn!(timeout = ?drain, "drain timeout: stopping with requests still running");
+            Ok(())
+        }
+    };
+
+    health.set_not_serving::<SemKvServer<SemKvService>>().await;
+    registry.stop(Some(crate::actors::registry::SHUTDOWN.into()));
+    let _ = registry_task.await;
+    model.stop(None);
+    let _ = tokio::task::spawn_blocking(move || model_thread.join()).await;
+    store.flush().await?;
+    tracing::info!("store flushed; bye");
+    result
+}

@@ -1,0 +1,292 @@
+//! `semkvd` settings: command-line flags, `SEMKV_*` environment variables and an
+//! optional TOML file, in that order of precedence, over built-in defaults.
+//!
+//! ```toml
+//! # semkvd.toml
+//! listen = "127.0.0.1:50051"
+//! data_dir = "/var/lib/semkv"
+//! model = "/models/gemma-3-270m-it"
+//! max_cache_bytes = "2GiB"
+//! queue_depth = 64
+//! log_format = "json"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+
+use crate::engine::device::DeviceChoice;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Errors in the settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("no model: pass --model (a checkpoint directory, a .gguf file or a model name), set SEMKV_MODEL, or `model` in the config file")]
+    NoModel,
+    #[error("{0}")]
+    Cli(#[from] clap::Error),
+}
+
+/// Command-line flags (each also read from its environment variable).
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "semkvd",
+    version,
+    about = "semkv daemon: isolated, persistent KV caches per semantic cluster, over gRPC"
+)]
+pub struct Cli {
+    /// TOML config file (flags and environment variables override it).
+    #[arg(long, env = "SEMKV_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:50051]; port 0 picks a free port.
+    #[arg(long, env = "SEMKV_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the persistent store [default: ./semkv-data].
+    #[arg(long, env = "SEMKV_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The model: checkpoint directory, .gguf file, or model name.
+    #[arg(long, env = "SEMKV_MODEL")]
+    pub model: Option<String>,
+    /// auto, cpu or gpu [default: auto].
+    #[arg(long, env = "SEMKV_DEVICE")]
+    pub device: Option<String>,
+    /// Memory budget for in-memory caches, e.g. 2GiB (0 = unlimited) [default: 0].
+    /// Least recently used clusters past it are evicted to disk.
+    #[arg(long, env = "SEMKV_MAX_CACHE_BYTES")]
+    pub max_cache_bytes: Option<String>,
+    /// Requests (appends, generations) admitted at once; more get UNAVAILABLE
+    /// [default: 64].
+    #[arg(long, env = "SEMKV_QUEUE_DEPTH")]
+    pub queue_depth: Option<usize>,
+    /// Tokens per prefill step [default: 128].
+    #[arg(long, env = "SEMKV_PREFILL_CHUNK")]
+    pub prefill_chunk: Option<usize>,
+    /// How many prefill tokens one decode step is worth to the scheduler [default: 32].
+    #[arg(long, env = "SEMKV_DECODE_WEIGHT")]
+    pub decode_weight: Option<u32>,
+    /// text or json [default: text].
+    #[arg(long, env = "SEMKV_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// How long to wait for running requests on shutdown, e.g. 30s [default: 30s].
+    #[arg(long, env = "SEMKV_DRAIN_TIMEOUT")]
+    pub drain_timeout: Option<String>,
+}
+
+/// A size: bytes, or text with a unit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum SizeValue {
+    Bytes(u64),
+    Text(String),
+}
+
+/// The TOML file's keys (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    model: Option<String>,
+    device: Option<String>,
+    max_cache_bytes: Option<SizeValue>,
+    queue_depth: Option<usize>,
+    prefill_chunk: Option<usize>,
+    decode_weight: Option<u32>,
+    log_format: Option<LogFormat>,
+    drain_timeout: Option<String>,
+}
+
+/// The daemon's resolved settings.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub model: String,
+    pub device: DeviceChoice,
+    /// 0 = unlimited.
+    pub max_cache_bytes: u64,
+    pub queue_depth: usize,
+    pub prefill_chunk: usize,
+    pub decode_weight: u32,
+    pub log_format: LogFormat,
+    pub drain_timeout: Duration,
+}
+
+/// Parses `512MiB`, `2GiB`, `1.5GB`, `1000` (bytes). Decimal units (kB, MB, GB, TB)
+/// are powers of 1000, binary ones (KiB, MiB, GiB, TiB, and K, M, G, T) of 1024.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512MiB, 2GiB, 1000000)"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tib" => 1024.0f64.powi(4),
+        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+    };
+    Ok((number * factor).round() as u64)
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+impl DaemonConfig {
+    /// Settings from the process's arguments, environment and config file.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::resolve(Cli::try_parse()?)
+    }
+
+    /// Settings from `args` (the first is the program name), the environment and the
+    /// config file.
+    pub fn from_args<I, T>(args: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::resolve(Cli::try_parse_from(args)?)
+    }
+
+    /// Merges flags over the config file over defaults, and checks the result.
+    pub fn resolve(cli: Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            None => FileConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
+            }
+        };
+        let model = cli.model.or(file.model).ok_or(ConfigError::NoModel)?;
+        let device = match cli.device.or(file.device) {
+            None => DeviceChoice::Auto,
+            Some(d) => d.parse().map_err(|e: String| invalid("device", e))?,
+        };
+        let max_cache_bytes = match (cli.max_cache_bytes, file.max_cache_bytes) {
+            (Some(s), _) | (None, Some(SizeValue::Text(s))) => {
+                parse_size(&s).map_err(|e| invalid("max_cache_bytes", e))?
+            }
+            (None, Some(SizeValue::Bytes(b))) => b,
+            (None, None) => 0,
+        };
+        let queue_depth = cli.queue_depth.or(file.queue_depth).unwrap_or(64);
+        if queue_depth == 0 {
+            return Err(invalid("queue_depth", "must be at least 1"));
+        }
+        let prefill_chunk = cli.prefill_chunk.or(file.prefill_chunk).unwrap_or(128);
+        if prefill_chunk == 0 {
+            return Err(invalid("prefill_chunk", "must be at least 1"));
+        }
+        let decode_weight = cli.decode_weight.or(file.decode_weight).unwrap_or(32);
+        if decode_weight == 0 {
+            return Err(invalid("decode_weight", "must be at least 1"));
+        }
+        let drain_timeout = match cli.drain_timeout.or(file.drain_timeout) {
+            None => Duration::from_secs(30),
+            Some(s) => humantime::parse_duration(&s)
+                .map_err(|e| invalid("drain_timeout", e.to_string()))?,
+        };
+        Ok(Self {
+            listen: cli
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051))),
+            data_dir: cli
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("semkv-data")),
+            model,
+            device,
+            max_cache_bytes,
+            queue_depth,
+            prefill_chunk,
+            decode_weight,
+            log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
+            drain_timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5 MB").unwrap(), 1_500_000);
+        assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn flags_override_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("semkvd.toml");
+        std::fs::write(
+            &path,
+            "model = \"m\"\nqueue_depth = 3\nmax_cache_bytes = \"1KiB\"\nlog_format = \"json\"\n",
+        )
+        .unwrap();
+        let c = DaemonConfig::from_args([
+            "semkvd",
+            "--config",
+            path.to_str().unwrap(),
+            "--queue-depth",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(c.model, "m");
+        assert_eq!(c.queue_depth, 5);
+        assert_eq!(c.max_cache_bytes, 1024);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 50051)));
+        std::fs::write(&path, "modle = \"typo\"\n").unwrap();
+        let e = DaemonConfig::from_args(["semkvd", "--config", path.to_str().unwrap()]);
+        assert!(matches!(e, Err(ConfigError::Parse { .. })));
+    }
+}

@@ -1,0 +1,169 @@
+//! A real `semkvd` process on 127.0.0.1 with the tiny test model, and helpers to
+//! drive it over gRPC.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use semkv::proto::sem_kv_client::SemKvClient;
+use semkv::proto::{self, generate_response::Event};
+use tonic::transport::Channel;
+
+pub type Client = SemKvClient<Channel>;
+
+pub fn model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gemma3-bf16")
+}
+
+/// A running daemon; killed when dropped.
+pub struct Daemon {
+    child: Child,
+    pub addr: String,
+}
+
+impl Daemon {
+    /// Starts `semkvd` on a free port with its store in `data_dir`.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_semkvd"))
+            .arg("--model")
+            .arg(model_dir())
+            .args(["--device", "cpu", "--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .env_remove("SEMKV_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start semkvd");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("semkvd listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("semkvd did not report its address");
+            }
+        };
+        Self { child, addr }
+    }
+
+    pub async fn client(&self) -> Client {
+        SemKvClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect")
+    }
+
+    /// `kill -9`: no drain, no flush.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits; returns whether it exited successfully.
+    pub fn terminate(mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn user(text: &str) -> proto::Turn {
+    proto::Turn {
+        role: proto::Role::User as i32,
+        text: text.into(),
+    }
+}
+
+pub async fn create(c: &mut Client, id: &str) -> proto::Cluster {
+    c.create_cluster(proto::CreateClusterRequest {
+        cluster_id: id.into(),
+        labels: Default::default(),
+    })
+    .await
+    .expect("create")
+    .into_inner()
+}
+
+pub async fn append(c: &mut Client, id: &str, text: &str) -> proto::AppendTurnsResponse {
+    c.append_turns(proto::AppendTurnsRequest {
+        cluster_id: id.into(),
+        turns: vec![user(text)],
+        format: proto::TurnFormat::Chat as i32,
+    })
+    .await
+    .expect("append")
+    .into_inner()
+}
+
+/// A greedy generation request of `n` tokens that ignores end-of-sequence.
+pub fn greedy(id: &str, n: u32, commit: bool) -> proto::GenerateRequest {
+    proto::GenerateRequest {
+        cluster_id: id.into(),
+        max_tokens: Some(n),
+        commit,
+        ignore_eos: true,
+        ..Default::default()
+    }
+}
+
+/// Runs a generation to the end: (streamed token ids, summary).
+pub async fn generate(
+    c: &mut Client,
+    request: proto::GenerateRequest,
+) -> Result<(Vec<u32>, proto::GenerateSummary), tonic::Status> {
+    let mut stream = c.generate(request).await?.into_inner();
+    let mut ids = Vec::new();
+    while let Some(msg) = stream.message().await? {
+        match msg.event {
+            Some(Event::Token(t)) => ids.push(t.id),
+            Some(Event::Done(s)) => return Ok((ids, s)),
+            None => {}
+        }
+    }
+    Err(tonic::Status::internal("stream ended without a summary"))
+}
+
+/// Some text of roughly `words` words, different per `salt`.
+pub fn text(words: usize, salt: u64) -> String {
+    const WORDS: [&str; 16] = [
+        "kernel", "orbit", "maple", "quartz", "river", "signal", "lantern", "harbor", "cobalt",
+        "meadow", "vector", "tunnel", "ember", "prism", "falcon", "glacier",
+    ];
+    let mut x = salt
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..words)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            WORDS[(x >> 60) as usize]
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
