@@ -142,7 +142,11 @@ fn main() {
 
 /// Runs scripts/mlxlm_bench.py; returns (prefill tok/s, decode tok/s).
 fn run_mlxlm(args: &Args, gpu: bool, weights: WeightFormat) -> Option<(f64, f64)> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/mlxlm_bench.py");
+    // The repo's script, or ./scripts/ when the binary runs elsewhere (GPU machine).
+    let script = [PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from(".")]
+        .into_iter()
+        .map(|root| root.join("scripts/mlxlm_bench.py"))
+        .find(|p| p.exists())?;
     let mut cmd = Command::new(&args.python);
     cmd.arg(script)
         .args(["--model", &args.model.display().to_string()])

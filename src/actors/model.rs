@@ -195,8 +195,8 @@ pub async fn spawn(
                         let _ = handle.await;
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(ServiceError::Internal(format!(
-                            "model actor failed to start: {e}"
+                        let _ = tx.send(Err(ServiceError::Unavailable(format!(
+                            "the model failed to load: {e}"
                         ))));
                     }
                 }
