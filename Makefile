@@ -14,8 +14,8 @@ setup:
 build: setup
 	$(CARGO) build --release --workspace
 
-model: build
-	$(CARGO) run --release --example generate -- --model gemma-3-270m --max-tokens 1 >/dev/null
+model: setup
+	$(CARGO) run -q -p semkv-models --example pull
 
 demo: build
 	$(CARGO) run --release --example generate -- --model gemma-3-270m --prompt "Once upon a time" --max-tokens 48
