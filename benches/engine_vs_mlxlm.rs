@@ -59,7 +59,9 @@ fn parse_args() -> Args {
             "--json" => a.json = Some(value().into()),
             "--no-mlxlm" => a.mlxlm = false,
             "--bench" => {}
-            other => panic!("unknown flag {other} (see the doc comment of benches/engine_vs_mlxlm.rs)"),
+            other => {
+                panic!("unknown flag {other} (see the doc comment of benches/engine_vs_mlxlm.rs)")
+            }
         }
     }
     assert!(!a.model.as_os_str().is_empty(), "--model DIR is required");
@@ -81,14 +83,21 @@ fn prompt(len: usize, vocab: usize) -> Vec<u32> {
 
 /// (time to first token, decode seconds for `gen` further tokens)
 fn run_engine_once(engine: &Engine, prompt: &[u32], gen: usize) -> (f64, f64) {
-    let options =
-        GenerateOptions { max_tokens: gen + 1, stop_at_eos: false, prefill_chunk: 2048, ..Default::default() };
+    let options = GenerateOptions {
+        max_tokens: gen + 1,
+        stop_at_eos: false,
+        prefill_chunk: 2048,
+        ..Default::default()
+    };
     let mut cache = engine.new_cache();
     let mut generation = Generation::new(prompt.to_vec(), options, 0).expect("valid generation");
     let start = Instant::now();
     let mut first = None;
     loop {
-        match engine.step(&mut generation, &mut cache).expect("engine step") {
+        match engine
+            .step(&mut generation, &mut cache)
+            .expect("engine step")
+        {
             Step::Prefilled(_) => {}
             Step::Token(_) => {
                 first.get_or_insert_with(Instant::now);
@@ -103,7 +112,10 @@ fn run_engine_once(engine: &Engine, prompt: &[u32], gen: usize) -> (f64, f64) {
 
 fn main() {
     let args = parse_args();
-    let load = LoadOptions { device: args.device, weights: args.weights };
+    let load = LoadOptions {
+        device: args.device,
+        weights: args.weights,
+    };
     let t = Instant::now();
     let engine = Engine::load_dir(&args.model, &load).expect("load model");
     let load_s = t.elapsed().as_secs_f64();
@@ -111,15 +123,33 @@ fn main() {
     let weights = args.weights.resolve(device.is_gpu);
     let ids = prompt(args.prompt_len, engine.model().vocab_size());
     run_engine_once(&engine, &ids, args.gen);
-    let runs: Vec<(f64, f64)> = (0..args.repeats.max(1)).map(|_| run_engine_once(&engine, &ids, args.gen)).collect();
+    let runs: Vec<(f64, f64)> = (0..args.repeats.max(1))
+        .map(|_| run_engine_once(&engine, &ids, args.gen))
+        .collect();
     let prefill_s = runs.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
     let decode_s = runs.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
-    let ours = (args.prompt_len as f64 / prefill_s, args.gen as f64 / decode_s);
+    let ours = (
+        args.prompt_len as f64 / prefill_s,
+        args.gen as f64 / decode_s,
+    );
 
-    let theirs = args.mlxlm.then(|| run_mlxlm(&args, device.is_gpu, weights)).flatten();
+    let theirs = args
+        .mlxlm
+        .then(|| run_mlxlm(&args, device.is_gpu, weights))
+        .flatten();
     println!();
-    println!("model: {}  device: {} ({})  weights: {:?}  blas threads: {}", args.model.display(), device.device, device.backend, weights, device.blas_threads);
-    println!("prompt {} tokens, decode {} tokens, best of {} (load {:.2}s)", args.prompt_len, args.gen, args.repeats, load_s);
+    println!(
+        "model: {}  device: {} ({})  weights: {:?}  blas threads: {}",
+        args.model.display(),
+        device.device,
+        device.backend,
+        weights,
+        device.blas_threads
+    );
+    println!(
+        "prompt {} tokens, decode {} tokens, best of {} (load {:.2}s)",
+        args.prompt_len, args.gen, args.repeats, load_s
+    );
     println!();
     println!("| metric | semkv | mlx-lm | semkv / mlx-lm |");
     println!("|---|---:|---:|---:|");
@@ -143,14 +173,22 @@ fn main() {
 /// Runs scripts/mlxlm_bench.py; returns (prefill tok/s, decode tok/s).
 fn run_mlxlm(args: &Args, gpu: bool, weights: WeightFormat) -> Option<(f64, f64)> {
     // The repo's script, or ./scripts/ when the binary runs elsewhere (GPU machine).
-    let script = [PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from(".")]
-        .into_iter()
-        .map(|root| root.join("scripts/mlxlm_bench.py"))
-        .find(|p| p.exists())?;
+    let script = [
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        PathBuf::from("."),
+    ]
+    .into_iter()
+    .map(|root| root.join("scripts/mlxlm_bench.py"))
+    .find(|p| p.exists())?;
     let mut cmd = Command::new(&args.python);
     cmd.arg(script)
         .args(["--model", &args.model.display().to_string()])
-        .args(["--prompt-len", &args.prompt_len.to_string(), "--gen", &args.gen.to_string()])
+        .args([
+            "--prompt-len",
+            &args.prompt_len.to_string(),
+            "--gen",
+            &args.gen.to_string(),
+        ])
         .args(["--repeats", &args.repeats.to_string(), "--json"])
         .args(["--device", if gpu { "gpu" } else { "cpu" }]);
     match weights {
@@ -164,16 +202,22 @@ fn run_mlxlm(args: &Args, gpu: bool, weights: WeightFormat) -> Option<(f64, f64)
     }
     if !gpu {
         // Give mlx-lm the same BLAS as the engine (see docs/benchmarks.md).
-        if let Some(lib) = ["/usr/lib/x86_64-linux-gnu/libopenblas.so.0", "/usr/lib/aarch64-linux-gnu/libopenblas.so.0"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
+        if let Some(lib) = [
+            "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+            "/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
         {
             cmd.env("LD_PRELOAD", lib);
         }
     }
     let out = cmd.output().ok()?;
     if !out.status.success() {
-        eprintln!("mlx-lm baseline failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "mlx-lm baseline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     let line = String::from_utf8_lossy(&out.stdout);

@@ -33,14 +33,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let t = Instant::now();
     let engine = load_engine(&model, &options)?;
-    eprintln!("loaded {model} on {} in {:.1}s (fingerprint {})", engine.device().device, t.elapsed().as_secs_f64(), engine.fingerprint());
+    eprintln!(
+        "loaded {model} on {} in {:.1}s (fingerprint {})",
+        engine.device().device,
+        t.elapsed().as_secs_f64(),
+        engine.fingerprint()
+    );
     let text = if chat {
-        render_conversation(&[Turn { role: Role::User, text: prompt.clone() }])
+        render_conversation(&[Turn {
+            role: Role::User,
+            text: prompt.clone(),
+        }])
     } else {
         format!("<bos>{prompt}")
     };
     let ids = engine.encode(&text)?;
-    let generate = GenerateOptions { max_tokens, ..Default::default() };
+    let generate = GenerateOptions {
+        max_tokens,
+        ..Default::default()
+    };
     print!("{prompt}");
     let out = engine.generate(&mut engine.new_cache(), &ids, &generate, |t| {
         print!("{}", t.text);

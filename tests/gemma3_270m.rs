@@ -53,17 +53,29 @@ fn model_path() -> Option<std::path::PathBuf> {
 #[test]
 fn gemma3_270m_matches_mlx_lm() {
     let Some(path) = model_path() else { return };
-    let options = LoadOptions { device: DeviceChoice::Cpu, weights: WeightFormat::F32 };
+    let options = LoadOptions {
+        device: DeviceChoice::Cpu,
+        weights: WeightFormat::F32,
+    };
     let engine = load_gguf(&path, &options).expect("load GGUF");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemma3-270m.ref.json");
-    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
-    let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/semantic-isolation-sample.json")).unwrap();
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/semantic-isolation-sample.json"),
+    )
+    .unwrap();
     let sample: serde_json::Value = serde_json::from_str(&source).unwrap();
     let long_text: Vec<&str> = sample["turns"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["content"].as_str().or(t["instruction"].as_str()).unwrap_or(""))
+        .map(|t| {
+            t["content"]
+                .as_str()
+                .or(t["instruction"].as_str())
+                .unwrap_or("")
+        })
         .collect();
     for case in &reference.cases {
         let text = match case.name.as_str() {
@@ -72,7 +84,11 @@ fn gemma3_270m_matches_mlx_lm() {
         };
         let mut ids = vec![engine.tokenizer().bos_id];
         ids.extend(engine.encode(&text).unwrap());
-        assert_eq!(ids, case.prompt_ids, "{}: tokenizer ids differ from the official tokenizer.json", case.name);
+        assert_eq!(
+            ids, case.prompt_ids,
+            "{}: tokenizer ids differ from the official tokenizer.json",
+            case.name
+        );
 
         let mut cache = engine.new_cache();
         let logits = prefill(engine.model(), &mut cache, &ids, 512).unwrap();
@@ -81,15 +97,34 @@ fn gemma3_270m_matches_mlx_lm() {
         let values = values.as_slice::<f32>();
         let mut order: Vec<u32> = (0..values.len() as u32).collect();
         order.sort_by(|&a, &b| values[b as usize].total_cmp(&values[a as usize]));
-        assert_eq!(&order[..5], &case.top5_ids[..], "{}: top-5 next tokens differ", case.name);
+        assert_eq!(
+            &order[..5],
+            &case.top5_ids[..],
+            "{}: top-5 next tokens differ",
+            case.name
+        );
         for (id, want) in case.top5_ids.iter().zip(&case.top5_logits) {
             let got = values[*id as usize];
-            assert!((got - want).abs() <= 0.05, "{}: logit of {id}: {got} vs mlx-lm {want}", case.name);
+            assert!(
+                (got - want).abs() <= 0.05,
+                "{}: logit of {id}: {got} vs mlx-lm {want}",
+                case.name
+            );
         }
 
-        let options = GenerateOptions { max_tokens: case.greedy_tokens.len(), stop_at_eos: false, ..Default::default() };
-        let out = engine.generate(&mut engine.new_cache(), &ids, &options, |_| true).unwrap();
-        assert_eq!(out.tokens, case.greedy_tokens, "{}: greedy continuation differs: {:?}", case.name, out.text);
+        let options = GenerateOptions {
+            max_tokens: case.greedy_tokens.len(),
+            stop_at_eos: false,
+            ..Default::default()
+        };
+        let out = engine
+            .generate(&mut engine.new_cache(), &ids, &options, |_| true)
+            .unwrap();
+        assert_eq!(
+            out.tokens, case.greedy_tokens,
+            "{}: greedy continuation differs: {:?}",
+            case.name, out.text
+        );
         assert_eq!(out.text, case.greedy_text);
     }
 }
