@@ -1,0 +1,400 @@
+//! What a cached cluster buys: time to first token cold (prefill) vs warm (cache in
+//! memory) vs restored (cache read back from sled after a `kill -9` restart), cache
+//! persist / restore throughput against the disk's sequential read bandwidth measured
+//! in the same run, and 1 / 4 / 8 clusters generating at once (per-cluster tok/s,
+//! Jain's fairness index, aggregate tok/s). Everything goes through a real `semkvd`
+//! over gRPC.
+//!
+//! ```text
+//! cargo bench --bench resume_ttft -- [--model gemma-3-270m] [--sizes 1024,2048,4096]
+//!     [--device auto|cpu|gpu] [--gen 32] [--json OUT.json]
+//! ```
+//! Before the restart, the store's files are dropped from the page cache
+//! (`posix_fadvise(DONTNEED)`), so "restored" reads from the disk.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use semkv::proto::sem_kv_client::SemKvClient;
+use semkv::proto::{self, generate_response::Event};
+use tonic::transport::Channel;
+
+type Client = SemKvClient<Channel>;
+
+struct Args {
+    model: String,
+    sizes: Vec<usize>,
+    device: String,
+    gen: u32,
+    json: Option<String>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        model: "gemma-3-270m".into(),
+        sizes: vec![1024, 2048, 4096],
+        device: "auto".into(),
+        gen: 32,
+        json: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--model" => a.model = value(),
+            "--sizes" => {
+                a.sizes = value()
+                    .split(',')
+                    .map(|s| s.parse().expect("--sizes"))
+                    .collect()
+            }
+            "--device" => a.device = value(),
+            "--gen" => a.gen = value().parse().expect("--gen"),
+            "--json" => a.json = Some(value()),
+            "--bench" => {}
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a
+}
+
+struct Daemon {
+    child: Child,
+    addr: String,
+}
+
+impl Daemon {
+    fn start(args: &Args, data_dir: &Path) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_semkvd"))
+            .args([
+                "--model",
+                &args.model,
+                "--device",
+                &args.device,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start semkvd");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("semkvd exited before listening")
+                .expect("read stdout");
+            if let Some(addr) = line.strip_prefix("semkvd listening on ") {
+                break addr.to_owned();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Daemon { child, addr }
+    }
+
+    async fn client(&self) -> Client {
+        SemKvClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect")
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+}
+
+/// Plain English filler of roughly `tokens` tokens (these words are one token each).
+fn filler(tokens: usize, salt: usize) -> String {
+    const WORDS: &[&str] = &[
+        "the",
+        "cache",
+        "river",
+        "engine",
+        "quietly",
+        "measured",
+        "every",
+        "token",
+        "across",
+        "distant",
+        "valleys",
+        "while",
+        "careful",
+        "researchers",
+        "compared",
+        "isolated",
+        "topics",
+        "and",
+        "shared",
+        "contexts",
+    ];
+    (0..tokens)
+        .map(|i| WORDS[(i * 7 + salt * 13 + i / 5) % WORDS.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn raw(text: &str) -> proto::Turn {
+    proto::Turn {
+        role: proto::Role::User as i32,
+        text: text.to_owned(),
+    }
+}
+
+async fn create(c: &mut Client, id: &str) {
+    c.create_cluster(proto::CreateClusterRequest {
+        cluster_id: id.into(),
+        ..Default::default()
+    })
+    .await
+    .expect("create");
+}
+
+async fn append(c: &mut Client, id: &str, text: &str) -> proto::AppendTurnsResponse {
+    let req = proto::AppendTurnsRequest {
+        cluster_id: id.into(),
+        turns: vec![raw(text)],
+        format: proto::TurnFormat::Raw as i32,
+    };
+    c.append_turns(req).await.expect("append").into_inner()
+}
+
+async fn generate(
+    c: &mut Client,
+    id: &str,
+    prompt: &str,
+    max_tokens: u32,
+) -> proto::GenerateSummary {
+    let req = proto::GenerateRequest {
+        cluster_id: id.into(),
+        turns: vec![raw(prompt)],
+        format: proto::TurnFormat::Raw as i32,
+        max_tokens: Some(max_tokens),
+        ignore_eos: true,
+        ..Default::default()
+    };
+    let mut stream = c.generate(req).await.expect("generate").into_inner();
+    while let Some(msg) = stream.message().await.expect("stream") {
+        if let Some(Event::Done(done)) = msg.event {
+            return done;
+        }
+    }
+    panic!("stream ended without a summary")
+}
+
+/// Drops a directory's files from the page cache, so the next read comes from disk.
+fn drop_page_cache(dir: &Path) {
+    for entry in walk(dir) {
+        if let Ok(f) = std::fs::File::open(&entry) {
+            use std::os::fd::AsRawFd;
+            let _ = f.sync_all();
+            // SAFETY: advisory call on an open descriptor.
+            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Sequential read bandwidth of the disk under `dir` in MB/s (512 MiB, uncached).
+fn disk_read_mb_s(dir: &Path) -> f64 {
+    let path = dir.join("disk-probe.bin");
+    let block = vec![0x5au8; 8 << 20];
+    let mut f = std::fs::File::create(&path).expect("probe file");
+    for _ in 0..64 {
+        f.write_all(&block).expect("write probe");
+    }
+    drop(f);
+    drop_page_cache(dir);
+    let mut f = std::fs::File::open(&path).expect("open probe");
+    let mut buf = vec![0u8; 8 << 20];
+    let start = Instant::now();
+    let mut total = 0usize;
+    loop {
+        let n = f.read(&mut buf).expect("read probe");
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    std::fs::remove_file(&path).ok();
+    total as f64 / 1e6 / secs
+}
+
+fn jain(xs: &[f64]) -> f64 {
+    let sum: f64 = xs.iter().sum();
+    let sq: f64 = xs.iter().map(|x| x * x).sum();
+    sum * sum / (xs.len() as f64 * sq)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = disk_read_mb_s(dir.path());
+    let daemon = Daemon::start(&args, dir.path());
+    let mut c = daemon.client().await;
+    let info = c
+        .get_server_info(proto::GetServerInfoRequest {})
+        .await
+        .expect("info")
+        .into_inner();
+    println!("model {}  device {}", info.model, info.device);
+    // Warm up the model (first calls allocate).
+    create(&mut c, "warmup").await;
+    generate(&mut c, "warmup", &filler(64, 0), 2).await;
+
+    struct Row {
+        tokens: u64,
+        cold_ms: f64,
+        warm_ms: f64,
+        persist_ms: f64,
+        cache_bytes: u64,
+        restored_ms: f64,
+        load_ms: f64,
+        reused: u64,
+    }
+    let mut rows = Vec::new();
+    for (i, &n) in args.sizes.iter().enumerate() {
+        let text = filler(n, i + 1);
+        let cold_id = format!("cold-{n}");
+        create(&mut c, &cold_id).await;
+        let cold = generate(&mut c, &cold_id, &text, 1).await;
+        let id = format!("ctx-{n}");
+        create(&mut c, &id).await;
+        let appended = append(&mut c, &id, &text).await;
+        let warm = generate(&mut c, &id, " and", 1).await;
+        let cluster = c
+            .get_cluster(proto::GetClusterRequest {
+                cluster_id: id.clone(),
+            })
+            .await
+            .expect("get")
+            .into_inner();
+        rows.push(Row {
+            tokens: appended.total_tokens,
+            cold_ms: cold.time_to_first_token_ms,
+            warm_ms: warm.time_to_first_token_ms,
+            persist_ms: appended.persist_ms,
+            cache_bytes: cluster.cache_bytes,
+            restored_ms: 0.0,
+            load_ms: 0.0,
+            reused: 0,
+        });
+    }
+    drop(c);
+    daemon.kill9();
+    drop_page_cache(dir.path());
+    let daemon = Daemon::start(&args, dir.path());
+    let mut c = daemon.client().await;
+    for (row, &n) in rows.iter_mut().zip(&args.sizes) {
+        let restored = generate(&mut c, &format!("ctx-{n}"), " and", 1).await;
+        row.restored_ms = restored.time_to_first_token_ms
+            + restored.cache_load.as_ref().map_or(0.0, |l| l.load_ms);
+        row.load_ms = restored.cache_load.as_ref().map_or(0.0, |l| l.load_ms);
+        row.reused = restored.reused_tokens;
+    }
+
+    println!("\n## Time to first token (ms): cold prefill vs cached\n");
+    println!("| cluster tokens | cold | warm (memory) | restored (sled, after kill -9) | cold/warm | cold/restored | reused |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.0}x | {:.1}x | {} |",
+            r.tokens,
+            r.cold_ms,
+            r.warm_ms,
+            r.restored_ms,
+            r.cold_ms / r.warm_ms,
+            r.cold_ms / r.restored_ms,
+            r.reused
+        );
+    }
+    println!("\n## Cache persistence (disk sequential read {disk:.0} MB/s, same run)\n");
+    println!("| cluster tokens | cache MB | persist MB/s | restore MB/s | restore / disk read |");
+    println!("|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        let mb = r.cache_bytes as f64 / 1e6;
+        let restore = mb / (r.load_ms / 1e3);
+        println!(
+            "| {} | {:.1} | {:.0} | {:.0} | {:.2} |",
+            r.tokens,
+            mb,
+            mb / (r.persist_ms / 1e3),
+            restore,
+            restore / disk
+        );
+    }
+
+    println!(
+        "\n## Clusters generating at once ({} tokens each)\n",
+        args.gen
+    );
+    println!("| clusters | per-cluster tok/s (min..max) | Jain fairness | aggregate tok/s |");
+    println!("|---:|---|---:|---:|");
+    let mut concurrency = Vec::new();
+    for k in [1usize, 4, 8] {
+        for j in 0..k {
+            let id = format!("par-{k}-{j}");
+            create(&mut c, &id).await;
+            append(&mut c, &id, &filler(128, 100 + j)).await;
+        }
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..k)
+            .map(|j| {
+                let mut c = c.clone();
+                let gen = args.gen;
+                tokio::spawn(async move {
+                    let t = Instant::now();
+                    let s = generate(&mut c, &format!("par-{k}-{j}"), " and", gen).await;
+                    s.tokens.len() as f64 / t.elapsed().as_secs_f64()
+                })
+            })
+            .collect();
+        let mut rates = Vec::new();
+        for t in tasks {
+            rates.push(t.await.expect("task"));
+        }
+        let wall = start.elapsed().as_secs_f64();
+        let aggregate = (k as f64 * args.gen as f64) / wall;
+        let (lo, hi) = rates
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+        println!(
+            "| {k} | {lo:.1}..{hi:.1} | {:.3} | {aggregate:.1} |",
+            jain(&rates)
+        );
+        concurrency.push(serde_json::json!({"clusters": k, "rates": rates, "jain": jain(&rates), "aggregate_tok_s": aggregate}));
+    }
+    if let Some(path) = &args.json {
+        let ttft: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({"tokens": r.tokens, "cold_ms": r.cold_ms, "warm_ms": r.warm_ms,
+                "restored_ms": r.restored_ms, "load_ms": r.load_ms, "persist_ms": r.persist_ms,
+                "cache_bytes": r.cache_bytes, "reused": r.reused})
+            })
+            .collect();
+        let report = serde_json::json!({"model": info.model, "device": info.device, "disk_read_mb_s": disk,
+            "ttft": ttft, "concurrency": concurrency});
+        std::fs::write(path, serde_json::to_string_pretty(&report).unwrap()).expect("write json");
+    }
+    daemon.kill9();
+}
