@@ -6,14 +6,7 @@
 set -euo pipefail
 BIN=$1; OUT=$2; shift 2
 SHAPES=${*:-270m 4b 12b}
-W=.whl
-cat $W/p1/cuda.part.* $W/p2/cuda.part.* > /tmp/mlx_cuda_13-0.32.2-py3-none-manylinux_2_35_x86_64.whl
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
-  /tmp/mlx_cuda_13-0.32.2-py3-none-manylinux_2_35_x86_64.whl $W/p2/mlx-0.32.2-*.whl $W/p2/mlx_lm-*.whl
-export PYTHONPATH=/tmp/site
-mkdir -p /tmp/blas && tar xJf $W/p2/openblas.tar.xz -C /tmp/blas
-NV=$(ls -d /opt/torch/.venv/lib/python3.12/site-packages/nvidia/*/lib | tr '\n' ':')
-export LD_LIBRARY_PATH=/tmp/site/mlx/lib:${NV}/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:/tmp/blas
+source scripts/gpu_env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee $OUT/gpu.txt
 python3 -c "import mlx.core as mx; print('mlx', mx.__version__, mx.default_device())" | tee -a $OUT/gpu.txt
 for shape in $SHAPES; do
