@@ -160,15 +160,7 @@ pub fn encode(cache: &ModelCache, fingerprint: &str) -> Result<Vec<u8>, CodecErr
         tokens: cache.len(),
         layers,
     };
-    let header = serde_json::to_vec(&header).expect("header serializes");
-    let mut out = Vec::with_capacity(20 + header.len() + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
+    Ok(write_frame(MAGIC, FORMAT_VERSION, &header, &payload))
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> Result<u32, CodecError> {
@@ -178,50 +170,87 @@ fn read_u32(bytes: &[u8], at: usize) -> Result<u32, CodecError> {
         .ok_or_else(|| CodecError::Corrupt("truncated header".into()))
 }
 
-/// Restores a cache, refusing one made by another model or damaged in any way.
-pub fn decode(bytes: &[u8], expected_fingerprint: &str) -> Result<ModelCache, CodecError> {
-    if bytes.len() < 16 || &bytes[..8] != MAGIC {
+/// Reads consecutive byte ranges of a payload.
+struct PayloadReader<'a> {
+    payload: &'a [u8],
+    at: usize,
+}
+
+impl<'a> PayloadReader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        let slice = self
+            .payload
+            .get(self.at..self.at + n)
+            .ok_or_else(|| CodecError::Corrupt("payload too short".into()))?;
+        self.at += n;
+        Ok(slice)
+    }
+
+    fn is_done(&self) -> bool {
+        self.at == self.payload.len()
+    }
+}
+
+/// Frames a header and payload: magic, version, header length, JSON header, CRC-32 of
+/// the payload, payload.
+fn write_frame(magic: &[u8; 8], version: u32, header: &impl Serialize, payload: &[u8]) -> Vec<u8> {
+    let header = serde_json::to_vec(header).expect("header serializes");
+    let mut out = Vec::with_capacity(20 + header.len() + payload.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Checks a frame's magic, version and payload checksum; returns its header and payload.
+fn read_frame<'a, H: serde::de::DeserializeOwned>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    version: u32,
+) -> Result<(H, &'a [u8]), CodecError> {
+    if bytes.len() < 16 || &bytes[..8] != magic {
         return Err(CodecError::BadMagic);
     }
-    let version = read_u32(bytes, 8)?;
-    if version != FORMAT_VERSION {
-        return Err(CodecError::Version { found: version });
+    let found = read_u32(bytes, 8)?;
+    if found != version {
+        return Err(CodecError::Version { found });
     }
-    let header_len = read_u32(bytes, 12)? as usize;
-    let header_end = 16 + header_len;
-    let header: Header = serde_json::from_slice(
+    let header_end = 16 + read_u32(bytes, 12)? as usize;
+    let header = serde_json::from_slice(
         bytes
             .get(16..header_end)
             .ok_or_else(|| CodecError::Corrupt("truncated header".into()))?,
     )
     .map_err(|e| CodecError::Corrupt(format!("header: {e}")))?;
+    let crc = read_u32(bytes, header_end)?;
+    let payload = &bytes[header_end + 4..];
+    if crc32fast::hash(payload) != crc {
+        return Err(CodecError::Corrupt("checksum mismatch".into()));
+    }
+    Ok((header, payload))
+}
+
+/// Restores a cache, refusing one made by another model or damaged in any way.
+pub fn decode(bytes: &[u8], expected_fingerprint: &str) -> Result<ModelCache, CodecError> {
+    let (header, payload): (Header, _) = read_frame(bytes, MAGIC, FORMAT_VERSION)?;
     if header.fingerprint != expected_fingerprint {
         return Err(CodecError::WrongModel {
             expected: expected_fingerprint.to_owned(),
             found: header.fingerprint,
         });
     }
-    let crc = read_u32(bytes, header_end)?;
-    let payload = &bytes[header_end + 4..];
-    if crc32fast::hash(payload) != crc {
-        return Err(CodecError::Corrupt("checksum mismatch".into()));
-    }
-    let mut at = 0usize;
-    let mut take = |n: usize| -> Result<&[u8], CodecError> {
-        let slice = payload
-            .get(at..at + n)
-            .ok_or_else(|| CodecError::Corrupt("payload too short".into()))?;
-        at += n;
-        Ok(slice)
-    };
+    let mut reader = PayloadReader { payload, at: 0 };
     let mut layers = Vec::with_capacity(header.layers.len());
     for l in &header.layers {
         let (keys, values) = match &l.tensors {
             None => (None, None),
             Some(t) => {
                 let dtype = dtype_from_name(&t.dtype)?;
-                let k = array_from_bytes(take(t.key_bytes)?, &t.key_shape, dtype)?;
-                let v = array_from_bytes(take(t.value_bytes)?, &t.value_shape, dtype)?;
+                let k = array_from_bytes(reader.take(t.key_bytes)?, &t.key_shape, dtype)?;
+                let v = array_from_bytes(reader.take(t.value_bytes)?, &t.value_shape, dtype)?;
                 (Some(k), Some(v))
             }
         };
@@ -241,7 +270,7 @@ pub fn decode(bytes: &[u8], expected_fingerprint: &str) -> Result<ModelCache, Co
             }),
         });
     }
-    if at != payload.len() {
+    if !reader.is_done() {
         return Err(CodecError::Corrupt(
             "trailing bytes after the last layer".into(),
         ));
@@ -368,14 +397,7 @@ pub fn encode_delta(
         to,
         layers,
     };
-    let header = serde_json::to_vec(&header).expect("header serializes");
-    let mut out = Vec::with_capacity(20 + header.len() + payload.len());
-    out.extend_from_slice(DELTA_MAGIC);
-    out.extend_from_slice(&DELTA_FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    let out = write_frame(DELTA_MAGIC, DELTA_FORMAT_VERSION, &header, &payload);
     Ok(out)
 }
 
@@ -424,21 +446,7 @@ pub fn apply_delta(
     expected_fingerprint: &str,
 ) -> Result<(), CodecError> {
     use mlx_rs::ops::indexing::TryIndexOp;
-    if bytes.len() < 16 || &bytes[..8] != DELTA_MAGIC {
-        return Err(CodecError::BadMagic);
-    }
-    let version = read_u32(bytes, 8)?;
-    if version != DELTA_FORMAT_VERSION {
-        return Err(CodecError::Version { found: version });
-    }
-    let header_len = read_u32(bytes, 12)? as usize;
-    let header_end = 16 + header_len;
-    let header: DeltaHeader = serde_json::from_slice(
-        bytes
-            .get(16..header_end)
-            .ok_or_else(|| CodecError::Corrupt("truncated header".into()))?,
-    )
-    .map_err(|e| CodecError::Corrupt(format!("delta header: {e}")))?;
+    let (header, payload): (DeltaHeader, _) = read_frame(bytes, DELTA_MAGIC, DELTA_FORMAT_VERSION)?;
     if header.fingerprint != expected_fingerprint {
         return Err(CodecError::WrongModel {
             expected: expected_fingerprint.to_owned(),
@@ -458,22 +466,8 @@ pub fn apply_delta(
             "delta has a different layer count".into(),
         ));
     }
-    let crc = read_u32(bytes, header_end)?;
-    let payload = bytes
-        .get(header_end + 4..)
-        .ok_or_else(|| CodecError::Corrupt("truncated payload".into()))?;
-    if crc32fast::hash(payload) != crc {
-        return Err(CodecError::Corrupt("checksum mismatch".into()));
-    }
     let (from, to) = (header.from as i32, header.to as i32);
-    let mut at = 0usize;
-    let mut take = |n: usize| -> Result<&[u8], CodecError> {
-        let slice = payload
-            .get(at..at + n)
-            .ok_or_else(|| CodecError::Corrupt("payload too short".into()))?;
-        at += n;
-        Ok(slice)
-    };
+    let mut reader = PayloadReader { payload, at: 0 };
     // Build the new layers aside, so a failure leaves `cache` as it was.
     let mut layers = Vec::with_capacity(cache.layers.len());
     for (layer, d) in cache.layers.iter().zip(&header.layers) {
@@ -481,8 +475,8 @@ pub fn apply_delta(
             None => None,
             Some(t) => {
                 let dtype = dtype_from_name(&t.dtype)?;
-                let k = array_from_bytes(take(t.key_bytes)?, &t.key_shape, dtype)?;
-                let v = array_from_bytes(take(t.value_bytes)?, &t.value_shape, dtype)?;
+                let k = array_from_bytes(reader.take(t.key_bytes)?, &t.key_shape, dtype)?;
+                let v = array_from_bytes(reader.take(t.value_bytes)?, &t.value_shape, dtype)?;
                 Some((k, v))
             }
         };
@@ -543,7 +537,7 @@ pub fn apply_delta(
         };
         layers.push(new_layer);
     }
-    if at != payload.len() {
+    if !reader.is_done() {
         return Err(CodecError::Corrupt(
             "trailing bytes after the last layer".into(),
         ));

@@ -1,7 +1,7 @@
 //! Linear projections and the (tied) token embedding, dense or MLX affine-quantized.
 
 use mlx_rs::error::Exception;
-use mlx_rs::ops::indexing::TryIndexOp;
+
 use mlx_rs::ops::{dequantize, matmul, quantized_matmul};
 use mlx_rs::Array;
 
@@ -89,25 +89,5 @@ impl Linear {
             Linear::Dense { weight } => weight.dtype(),
             Linear::Quantized { scales, .. } => scales.dtype(),
         }
-    }
-
-    /// Slices the first `n` rows (used to drop embedding rows past the vocabulary).
-    pub fn truncate_rows(&self, n: i32) -> Result<Linear, Exception> {
-        Ok(match self {
-            Linear::Dense { weight } => Linear::Dense {
-                weight: weight.try_index(..n)?,
-            },
-            Linear::Quantized {
-                weight,
-                scales,
-                biases,
-                params,
-            } => Linear::Quantized {
-                weight: weight.try_index(..n)?,
-                scales: scales.try_index(..n)?,
-                biases: biases.try_index(..n)?,
-                params: *params,
-            },
-        })
     }
 }
