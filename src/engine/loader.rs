@@ -133,11 +133,29 @@ pub fn load_gguf(path: &Path, options: &LoadOptions) -> Result<Engine, EngineErr
     ))
 }
 
+/// Downloads a Hub repository's config, tokenizer and safetensors files into the Hub
+/// cache (`HF_HOME`, as other tools use it) and returns the snapshot directory.
 fn hub_download(repo: &str) -> Result<PathBuf, EngineError> {
-    Err(EngineError::Load(format!(
-        "{repo}: downloading from the Hugging Face Hub is not available in this build; download the repository \
-         (e.g. `huggingface-cli download {repo} --local-dir DIR`) and pass --model DIR"
-    )))
+    let unreachable = |e: hf_hub::api::sync::ApiError| {
+        EngineError::Load(format!(
+            "cannot download {repo} from the Hugging Face Hub ({e}); if this machine has no access, \
+             download the repository elsewhere (e.g. `huggingface-cli download {repo} --local-dir DIR`) \
+             and pass --model DIR"
+        ))
+    };
+    let api = hf_hub::api::sync::ApiBuilder::new().with_progress(true).build().map_err(unreachable)?;
+    let remote = api.model(repo.to_owned());
+    let info = remote.info().map_err(unreachable)?;
+    let wanted = |name: &str| {
+        name.ends_with(".safetensors")
+            || matches!(name, "config.json" | "tokenizer.json" | "tokenizer_config.json" | "model.safetensors.index.json")
+    };
+    let mut dir = None;
+    for file in info.siblings.iter().map(|s| s.rfilename.as_str()).filter(|n| wanted(n)) {
+        let path = remote.get(file).map_err(unreachable)?;
+        dir = path.parent().map(Path::to_owned);
+    }
+    dir.ok_or_else(|| EngineError::Load(format!("{repo} has no config.json / safetensors files")))
 }
 
 #[cfg(test)]
@@ -155,5 +173,14 @@ mod tests {
         assert_eq!(ModelRef::parse(dir).unwrap(), ModelRef::Dir(dir.into()));
         let err = ModelRef::parse("./no/such/thing").unwrap_err().to_string();
         assert!(err.contains("no such file"), "{err}");
+    }
+
+    #[test]
+    fn unreachable_hub_gives_a_clear_error() {
+        // No hub is reachable from CI machines; point at a closed local port to be sure.
+        std::env::set_var("HF_ENDPOINT", "http://127.0.0.1:9");
+        let err = hub_download("mlx-community/gemma-3-1b-it-4bit").unwrap_err().to_string();
+        assert!(err.contains("cannot download mlx-community/gemma-3-1b-it-4bit"), "{err}");
+        assert!(err.contains("--model DIR"), "{err}");
     }
 }
