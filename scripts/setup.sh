@@ -44,4 +44,11 @@ if [ "$have_mlx" != "$MLX_VERSION" ]; then
   $PYTHON -m pip install "${pip_flags[@]}" "mlx==$MLX_VERSION" "$wheel==$MLX_VERSION" "mlx-lm==$MLX_VERSION" 2>/dev/null \
     || $PYTHON -m pip install "${pip_flags[@]}" --break-system-packages "mlx==$MLX_VERSION" "$wheel==$MLX_VERSION" "mlx-lm==$MLX_VERSION"
 fi
+# The Python client's tests (clients/python) need grpcio-tools and pytest.
+if ! $PYTHON -c "import grpc_tools, pytest" 2>/dev/null; then
+  say "installing grpcio, grpcio-tools, protobuf, pytest (Python client tests)"
+  py_pkgs=("grpcio>=1.62" "grpcio-tools>=1.62" "protobuf>=4.25" "pytest>=7")
+  $PYTHON -m pip install --quiet --disable-pip-version-check "${py_pkgs[@]}" 2>/dev/null \
+    || $PYTHON -m pip install --quiet --disable-pip-version-check --break-system-packages "${py_pkgs[@]}"
+fi
 say "ok: $(cmake --version | head -1), MLX $($PYTHON -c 'import mlx.core as m; print(m.__version__)'), $(cargo --version)"

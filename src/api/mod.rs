@@ -256,7 +256,16 @@ impl SemKv for SemKvService {
                                     break;
                                 }
                             }
-                            None => break,
+                            None => {
+                                // The events channel closed; if that was because the
+                                // operation failed, its error must still reach the client.
+                                if !call_done {
+                                    if let Ok(Err(e)) | Err(e) = (&mut call).await {
+                                        let _ = out.send(Err(status::to_status(e))).await;
+                                    }
+                                }
+                                break;
+                            }
                         },
                         result = &mut call, if !call_done => {
                             call_done = true;
