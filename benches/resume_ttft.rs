@@ -68,7 +68,8 @@ struct Daemon {
 impl Daemon {
     fn start(args: &Args, data_dir: &Path) -> Daemon {
         // SEMKVD_BIN: the daemon binary when this bench runs away from its build tree.
-        let bin = std::env::var("SEMKVD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_semkvd").to_owned());
+        let bin =
+            std::env::var("SEMKVD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_semkvd").to_owned());
         let mut child = Command::new(bin)
             .args([
                 "--model",

@@ -143,15 +143,29 @@ fn hub_download(repo: &str) -> Result<PathBuf, EngineError> {
              and pass --model DIR"
         ))
     };
-    let api = hf_hub::api::sync::ApiBuilder::new().with_progress(true).build().map_err(unreachable)?;
+    let api = hf_hub::api::sync::ApiBuilder::new()
+        .with_progress(true)
+        .build()
+        .map_err(unreachable)?;
     let remote = api.model(repo.to_owned());
     let info = remote.info().map_err(unreachable)?;
     let wanted = |name: &str| {
         name.ends_with(".safetensors")
-            || matches!(name, "config.json" | "tokenizer.json" | "tokenizer_config.json" | "model.safetensors.index.json")
+            || matches!(
+                name,
+                "config.json"
+                    | "tokenizer.json"
+                    | "tokenizer_config.json"
+                    | "model.safetensors.index.json"
+            )
     };
     let mut dir = None;
-    for file in info.siblings.iter().map(|s| s.rfilename.as_str()).filter(|n| wanted(n)) {
+    for file in info
+        .siblings
+        .iter()
+        .map(|s| s.rfilename.as_str())
+        .filter(|n| wanted(n))
+    {
         let path = remote.get(file).map_err(unreachable)?;
         dir = path.parent().map(Path::to_owned);
     }
@@ -179,8 +193,13 @@ mod tests {
     fn unreachable_hub_gives_a_clear_error() {
         // No hub is reachable from CI machines; point at a closed local port to be sure.
         std::env::set_var("HF_ENDPOINT", "http://127.0.0.1:9");
-        let err = hub_download("mlx-community/gemma-3-1b-it-4bit").unwrap_err().to_string();
-        assert!(err.contains("cannot download mlx-community/gemma-3-1b-it-4bit"), "{err}");
+        let err = hub_download("mlx-community/gemma-3-1b-it-4bit")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot download mlx-community/gemma-3-1b-it-4bit"),
+            "{err}"
+        );
         assert!(err.contains("--model DIR"), "{err}");
     }
 }
