@@ -3,7 +3,7 @@
 //! default, JSON with `--json` (one document per command, for scripting).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -286,7 +286,8 @@ pub async fn generate<C: ClusterClient, W: Write + Send, E: Write>(
 
 /// `chat`: reads user turns line by line from stdin; each is sent as a prompt that
 /// extends the cluster (commit), and the answer streams back. An empty line is
-/// skipped; `/quit` or end of input ends the chat.
+/// skipped; `/quit` or end of input ends the chat. The `> ` prompt is shown only when
+/// stdin is a terminal, so piped input gives clean output (one answer per line).
 pub async fn chat<C: ClusterClient>(
     client: &C,
     cluster: &str,
@@ -294,13 +295,18 @@ pub async fn chat<C: ClusterClient>(
     format: TextFormat,
     show_stats: bool,
 ) -> Result<(), CommandError> {
+    let interactive = std::io::stdin().is_terminal();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
-    eprintln!("chatting with cluster {cluster}; /quit or Ctrl-D to end");
+    if interactive {
+        eprintln!("chatting with cluster {cluster}; /quit or Ctrl-D to end");
+    }
     loop {
-        eprint!("> ");
-        stderr.flush()?;
+        if interactive {
+            eprint!("> ");
+            stderr.flush()?;
+        }
         let Some(line) = lines.next_line().await? else {
             break;
         };

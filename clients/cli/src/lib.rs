@@ -8,15 +8,22 @@
 //! * [`metrics`] — interference / coverage metrics and the statistics behind reports;
 //! * [`results`] — the JSONL results file (append-only writer, resumable reader);
 //! * [`report`] — `summary.md`, `results.csv`, `metrics.svg`;
-//! * [`client`] — the [`client::ClusterClient`] trait, the seam to the daemon;
+//! * [`client`] — the [`client::ClusterClient`] trait, the seam to the daemon, and its
+//!   gRPC implementation [`client::GrpcClient`];
+//! * [`proto`] — the generated gRPC client of `proto/semkv/v1`;
+//! * [`daemon`] — finding, starting and stopping a local `semkvd` (for `semkv demo`);
 //! * [`runner`] — executes plans over a `ClusterClient`, with progress and resume;
-//! * [`commands`] — the cluster, append, generate and chat commands.
+//! * [`commands`] — the cluster, append, generate and chat commands;
+//! * [`demo`] — `semkv demo`: the bundled example through the 4 conditions, one command.
 
 pub mod client;
 pub mod commands;
 pub mod conditions;
+pub mod daemon;
 pub mod dataset;
+pub mod demo;
 pub mod metrics;
+pub mod proto;
 pub mod report;
 pub mod results;
 pub mod runner;

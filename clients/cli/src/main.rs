@@ -13,6 +13,7 @@ use semkv_cli::client::{
 use semkv_cli::commands::{self, CommandError, Printer};
 use semkv_cli::conditions::Condition;
 use semkv_cli::dataset::{self, DatasetError, Example};
+use semkv_cli::demo::{self, DemoError, DemoOptions};
 use semkv_cli::report;
 use semkv_cli::runner::{self, RunConfig, RunError};
 use semkv_cli::validate;
@@ -22,7 +23,8 @@ Exit codes:
   0  success
   1  failure (invalid dataset, daemon error, I/O error)
   2  bad command line
-  3  the daemon could not be reached";
+  3  the daemon could not be reached (or, for `demo`, started)
+  130 interrupted (Ctrl-C during `demo`)";
 
 /// Exit code: the daemon could not be reached.
 const EXIT_UNREACHABLE: u8 = 3;
@@ -71,6 +73,60 @@ enum Command {
     /// The semantic-isolation experiment: validate a dataset, run it, report.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
+    /// The main job in one command: run the bundled example through the 4 conditions
+    /// and write the report (starts a daemon if none is running).
+    #[command(after_help = "\
+Uses the semkvd at --addr if one answers; otherwise starts `semkvd` (found next to
+`semkv`, or on PATH, or $SEMKVD) on --model with its store under the semkv cache
+directory, and stops it when done. The first start downloads the default model
+(gemma-3-270m, about 250 MB).
+
+Writes into --out: results.jsonl, summary.md, results.csv, metrics.svg, the dataset
+that was run, and semkvd.log when it started the daemon.")]
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Model for a daemon the demo starts: a name, checkpoint directory or .gguf file.
+    #[arg(long, default_value = "gemma-3-270m")]
+    model: String,
+    /// Device for a daemon the demo starts (auto, cpu or gpu).
+    #[arg(long)]
+    device: Option<String>,
+    /// Data directory for a daemon the demo starts [default: <cache dir>/semkv/demo-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The semkvd binary to start [default: next to semkv, $SEMKVD, or on PATH].
+    #[arg(long)]
+    semkvd: Option<PathBuf>,
+    /// Directory for results and report.
+    #[arg(long, default_value = "semkv-demo-report")]
+    out: PathBuf,
+    /// Run this dataset instead of the bundled example (a file or directory).
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// Chat template or raw text.
+    #[arg(long, value_enum, default_value_t = TextFormat::Chat)]
+    format: TextFormat,
+    /// Most tokens per output.
+    #[arg(long, default_value_t = 96)]
+    max_tokens: u32,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f32,
+    /// Batch seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Continue the results already in --out instead of starting over.
+    #[arg(long)]
+    resume: bool,
+    /// Seconds a started daemon may take to come up (includes the model download).
+    #[arg(long, default_value_t = 900)]
+    startup_timeout: u64,
+    /// Do not draw progress bars.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -287,7 +343,7 @@ impl Failure {
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         let code = match e {
-            ClientError::Unavailable { .. } | ClientError::NoTransport => EXIT_UNREACHABLE,
+            ClientError::Unavailable { .. } => EXIT_UNREACHABLE,
             _ => 1,
         };
         Failure {
@@ -340,6 +396,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 run_cmd(&client, r, examples, json).await
             })
         }
+        Command::Demo(d) => block_on(demo_cmd(cli.addr, d, json)),
         command => block_on(daemon_command(cli.addr, json, command)),
     }
 }
@@ -513,7 +570,9 @@ async fn daemon_command(addr: String, json: bool, command: Command) -> Result<()
             )
             .await?
         }
-        Command::Experiment(_) => unreachable!("experiment commands are dispatched first"),
+        Command::Experiment(_) | Command::Demo(_) => {
+            unreachable!("experiment and demo are dispatched first")
+        }
     }
     Ok(())
 }
@@ -550,9 +609,7 @@ async fn run_cmd<C: ClusterClient>(
                 _ => String::new(),
             };
             let code = match e.client_error() {
-                Some(ClientError::Unavailable { .. } | ClientError::NoTransport) => {
-                    EXIT_UNREACHABLE
-                }
+                Some(ClientError::Unavailable { .. }) => EXIT_UNREACHABLE,
                 _ => 1,
             };
             return Err(Failure {
@@ -595,5 +652,89 @@ async fn run_cmd<C: ClusterClient>(
             ),
         }
     }
+    Ok(())
+}
+
+/// `demo`.
+async fn demo_cmd(addr: String, d: DemoArgs, json: bool) -> Result<(), Failure> {
+    let opts = DemoOptions {
+        addr,
+        model: d.model,
+        device: d.device,
+        data_dir: d.data_dir,
+        semkvd: d.semkvd,
+        out: d.out,
+        dataset: d.dataset,
+        format: d.format,
+        max_tokens: d.max_tokens,
+        temperature: d.temperature,
+        seed: d.seed,
+        resume: d.resume,
+        progress: !d.no_progress && !json,
+        startup_timeout: std::time::Duration::from_secs(d.startup_timeout),
+    };
+    let outcome = match demo::run(&opts).await {
+        Ok(o) => o,
+        Err(e) => {
+            let code = match &e {
+                DemoError::Daemon(_) => EXIT_UNREACHABLE,
+                DemoError::Interrupted => 130,
+                _ => match e.client_error() {
+                    Some(ClientError::Unavailable { .. }) => EXIT_UNREACHABLE,
+                    _ => 1,
+                },
+            };
+            return Err(Failure {
+                message: e.to_string(),
+                code,
+            });
+        }
+    };
+    if json {
+        let doc = serde_json::json!({
+            "addr": outcome.addr,
+            "started_daemon": outcome.started_daemon,
+            "model": outcome.model,
+            "results": outcome.batch.results,
+            "generated": outcome.batch.generated,
+            "skipped": outcome.batch.skipped,
+            "elapsed_s": outcome.elapsed.as_secs_f64(),
+            "report": {
+                "summary": outcome.report.summary,
+                "csv": outcome.report.csv,
+                "chart": outcome.report.chart,
+            },
+            "conditions": outcome.summary.conditions.iter().map(|c| serde_json::json!({
+                "condition": c.condition,
+                "outputs": c.outputs,
+                "metrics": c.metrics.iter().map(|(m, v)| (m.as_str().to_owned(), v.mean))
+                    .collect::<BTreeMap<_, _>>(),
+                "ttft_ms": c.ttft_ms,
+                "tok_s": c.tok_s,
+            })).collect::<Vec<_>>(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("json value")
+        );
+        return Ok(());
+    }
+    println!(
+        "\nsemkv demo: {} outputs on {} in {:.1} s{}\n",
+        outcome.batch.generated + outcome.batch.skipped,
+        outcome.model,
+        outcome.elapsed.as_secs_f64(),
+        if outcome.started_daemon {
+            " (daemon started and stopped by the demo)"
+        } else {
+            ""
+        }
+    );
+    println!("{}", demo::format_table(&outcome.summary));
+    println!("\nmeans per condition; interference: lower is better, the others: higher is better");
+    println!("report:  {}", outcome.report.summary.display());
+    println!("chart:   {}", outcome.report.chart.display());
+    println!("csv:     {}", outcome.report.csv.display());
+    println!("results: {}", outcome.batch.results.display());
     Ok(())
 }

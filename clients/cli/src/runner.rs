@@ -16,6 +16,7 @@
 //! resumed batch samples exactly as an uninterrupted one would.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -351,6 +352,14 @@ pub async fn run_batch<C: ClusterClient>(
     };
 
     let bar = progress_bar(todo as u64, cfg.progress);
+    // Without a terminal the bar is not drawn: log one line per output instead.
+    let log_lines = cfg.progress && !std::io::stderr().is_terminal();
+    let progress = Progress {
+        bar: &bar,
+        log_lines,
+        total: todo,
+        started,
+    };
     let mut generated = 0;
     for item in &items {
         let example = &examples[item.example];
@@ -361,6 +370,7 @@ pub async fn run_batch<C: ClusterClient>(
             cfg,
             model: &model,
             bar: &bar,
+            progress: &progress,
         };
         let result = run.execute(&item.pending, &mut done, &mut writer).await;
         match result {
@@ -407,6 +417,41 @@ struct PairRun<'a, C> {
     cfg: &'a RunConfig,
     model: &'a str,
     bar: &'a ProgressBar,
+    progress: &'a Progress<'a>,
+}
+
+/// Progress reporting of a batch.
+struct Progress<'a> {
+    bar: &'a ProgressBar,
+    /// Print one line per output on stderr (when the bar cannot be drawn).
+    log_lines: bool,
+    /// Outputs to generate in this invocation.
+    total: usize,
+    started: Instant,
+}
+
+impl Progress<'_> {
+    /// Counts one output done.
+    fn output_done(&self, r: &OutputRecord) {
+        self.bar.inc(1);
+        if self.log_lines {
+            let done = self.bar.position() as usize;
+            let elapsed = self.started.elapsed().as_secs_f64();
+            let eta = elapsed / done as f64 * self.total.saturating_sub(done) as f64;
+            eprintln!(
+                "[{done}/{}] {} / {} / {}: {} tokens ({}), {} in context, TTFT {:.0} ms, {:.1} tok/s; elapsed {elapsed:.0} s, ETA {eta:.0} s",
+                self.total,
+                r.example_id,
+                r.condition,
+                r.output,
+                r.generated_tokens,
+                r.finish_reason,
+                r.cache_tokens,
+                r.ttft_ms,
+                r.tok_s,
+            );
+        }
+    }
 }
 
 impl<C: ClusterClient> PairRun<'_, C> {
@@ -452,9 +497,9 @@ impl<C: ClusterClient> PairRun<'_, C> {
                     let record = self.generate(&plan, output, &context).await?;
                     writer.append(&record)?;
                     texts.insert(output, record.text.clone());
+                    self.progress.output_done(&record);
                     done.insert(record);
                     generated += 1;
-                    self.bar.inc(1);
                 }
                 Step::Drop(context) if !self.cfg.keep_clusters => {
                     self.client

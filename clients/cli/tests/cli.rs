@@ -136,7 +136,7 @@ fn report_from_a_hand_written_results_file() {
 
 #[test]
 fn daemon_commands_exit_3_when_the_daemon_cannot_be_reached() {
-    // Nothing listens on port 1; without a transport the answer is the same exit code.
+    // Nothing listens on port 1.
     for args in [
         vec!["--addr", "http://127.0.0.1:1", "cluster", "list"],
         vec!["--addr", "http://127.0.0.1:1", "status"],
