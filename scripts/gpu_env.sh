@@ -7,6 +7,6 @@ cat $W/p1/cuda.part.* $W/p2/cuda.part.* > /tmp/mlx_cuda_13-0.32.2-py3-none-manyl
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
   /tmp/mlx_cuda_13-0.32.2-py3-none-manylinux_2_35_x86_64.whl $W/p2/mlx-0.32.2-*.whl $W/p2/mlx_lm-*.whl
 export PYTHONPATH=/tmp/site
-mkdir -p /tmp/blas && tar xJf $W/p2/openblas.tar.xz -C /tmp/blas
+mkdir -p /tmp/blas && tar xJf $W/p1/openblas.tar.xz -C /tmp/blas
 NV=$(ls -d /opt/torch/.venv/lib/python3.12/site-packages/nvidia/*/lib | tr '\n' ':')
 export LD_LIBRARY_PATH=/tmp/site/mlx/lib:${NV}/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:/tmp/blas
