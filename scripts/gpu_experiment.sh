@@ -14,5 +14,5 @@ start=$(date +%s)
 $SEMKV --addr 127.0.0.1:50077 experiment run data/semantic-isolation --out $OUT/results.jsonl \
   --max-tokens $MAX --seed 42 2>&1 | tail -5
 echo "experiment wall time: $(( $(date +%s) - start )) s" | tee -a $OUT/gpu.txt
-$SEMKV experiment report $OUT/results.jsonl --out $OUT/report | tail -30
-cp $OUT/report/* $OUT/ 2>/dev/null || true
+$SEMKV experiment report $OUT/results.jsonl --out /tmp/report | tail -30
+cp /tmp/report/summary.md /tmp/report/results.csv /tmp/report/metrics.svg $OUT/
