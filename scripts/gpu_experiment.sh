@@ -11,8 +11,9 @@ $SEMKVD --model "$GGUF" --device gpu --listen 127.0.0.1:50077 --data-dir /tmp/ex
 for _ in $(seq 60); do $SEMKV --addr 127.0.0.1:50077 status >/dev/null 2>&1 && break; sleep 1; done
 $SEMKV --addr 127.0.0.1:50077 status | tee -a $OUT/gpu.txt
 start=$(date +%s)
-$SEMKV --addr 127.0.0.1:50077 experiment run data/semantic-isolation --out $OUT/results.jsonl \
-  --max-tokens $MAX --seed 42 2>&1 | tail -5
+# EXPERIMENT_TIMEOUT (s) bounds the run inside a device call; --resume continues it.
+timeout ${EXPERIMENT_TIMEOUT:-0} $SEMKV --addr 127.0.0.1:50077 experiment run data/semantic-isolation --resume --out $OUT/results.jsonl \
+  --max-tokens $MAX --seed 42 2>&1 | tail -5 || true
 echo "experiment wall time: $(( $(date +%s) - start )) s" | tee -a $OUT/gpu.txt
 $SEMKV experiment report $OUT/results.jsonl --out /tmp/report | tail -30
 cp /tmp/report/summary.md /tmp/report/results.csv /tmp/report/metrics.svg $OUT/
