@@ -123,6 +123,26 @@ fn stored_part(layer: &LayerCache) -> Result<Option<(Array, Array)>, CodecError>
     }
 }
 
+/// Appends a layer's keys and values to `payload`; returns their description.
+fn write_pair(
+    payload: &mut Vec<u8>,
+    part: Option<(Array, Array)>,
+) -> Result<Option<TensorPair>, CodecError> {
+    let Some((k, v)) = part else {
+        return Ok(None);
+    };
+    let (kb, vb) = (array_bytes(&k)?, array_bytes(&v)?);
+    payload.extend_from_slice(&kb);
+    payload.extend_from_slice(&vb);
+    Ok(Some(TensorPair {
+        dtype: dtype_name(k.dtype())?.to_owned(),
+        key_shape: k.shape().to_vec(),
+        value_shape: v.shape().to_vec(),
+        key_bytes: kb.len(),
+        value_bytes: vb.len(),
+    }))
+}
+
 /// Serializes `cache`, binding it to the model `fingerprint`.
 pub fn encode(cache: &ModelCache, fingerprint: &str) -> Result<Vec<u8>, CodecError> {
     let mut layers = Vec::with_capacity(cache.layers.len());
@@ -132,22 +152,7 @@ pub fn encode(cache: &ModelCache, fingerprint: &str) -> Result<Vec<u8>, CodecErr
             LayerCache::Full(c) => (Kind::Full, c.offset, None),
             LayerCache::Rotating(c) => (Kind::Rotating, c.offset, Some(c.window)),
         };
-        let tensors = match stored_part(layer)? {
-            None => None,
-            Some((k, v)) => {
-                let (kb, vb) = (array_bytes(&k)?, array_bytes(&v)?);
-                let pair = TensorPair {
-                    dtype: dtype_name(k.dtype())?.to_owned(),
-                    key_shape: k.shape().to_vec(),
-                    value_shape: v.shape().to_vec(),
-                    key_bytes: kb.len(),
-                    value_bytes: vb.len(),
-                };
-                payload.extend_from_slice(&kb);
-                payload.extend_from_slice(&vb);
-                Some(pair)
-            }
-        };
+        let tensors = write_pair(&mut payload, stored_part(layer)?)?;
         layers.push(LayerHeader {
             kind,
             offset,
@@ -184,6 +189,17 @@ impl<'a> PayloadReader<'a> {
             .ok_or_else(|| CodecError::Corrupt("payload too short".into()))?;
         self.at += n;
         Ok(slice)
+    }
+
+    /// The keys and values a [`TensorPair`] describes, if any.
+    fn pair(&mut self, pair: Option<&TensorPair>) -> Result<Option<(Array, Array)>, CodecError> {
+        let Some(t) = pair else {
+            return Ok(None);
+        };
+        let dtype = dtype_from_name(&t.dtype)?;
+        let k = array_from_bytes(self.take(t.key_bytes)?, &t.key_shape, dtype)?;
+        let v = array_from_bytes(self.take(t.value_bytes)?, &t.value_shape, dtype)?;
+        Ok(Some((k, v)))
     }
 
     fn is_done(&self) -> bool {
@@ -245,15 +261,7 @@ pub fn decode(bytes: &[u8], expected_fingerprint: &str) -> Result<ModelCache, Co
     let mut reader = PayloadReader { payload, at: 0 };
     let mut layers = Vec::with_capacity(header.layers.len());
     for l in &header.layers {
-        let (keys, values) = match &l.tensors {
-            None => (None, None),
-            Some(t) => {
-                let dtype = dtype_from_name(&t.dtype)?;
-                let k = array_from_bytes(reader.take(t.key_bytes)?, &t.key_shape, dtype)?;
-                let v = array_from_bytes(reader.take(t.value_bytes)?, &t.value_shape, dtype)?;
-                (Some(k), Some(v))
-            }
-        };
+        let (keys, values) = reader.pair(l.tensors.as_ref())?.unzip();
         layers.push(match l.kind {
             Kind::Full => LayerCache::Full(FullCache {
                 keys,
@@ -368,22 +376,7 @@ pub fn encode_delta(
                 (Kind::Rotating, Some(c.window), start, part)
             }
         };
-        let tensors = match part {
-            None => None,
-            Some((k, v)) => {
-                let (kb, vb) = (array_bytes(&k)?, array_bytes(&v)?);
-                let pair = TensorPair {
-                    dtype: dtype_name(k.dtype())?.to_owned(),
-                    key_shape: k.shape().to_vec(),
-                    value_shape: v.shape().to_vec(),
-                    key_bytes: kb.len(),
-                    value_bytes: vb.len(),
-                };
-                payload.extend_from_slice(&kb);
-                payload.extend_from_slice(&vb);
-                Some(pair)
-            }
-        };
+        let tensors = write_pair(&mut payload, part)?;
         layers.push(DeltaLayer {
             kind,
             window,
@@ -471,15 +464,7 @@ pub fn apply_delta(
     // Build the new layers aside, so a failure leaves `cache` as it was.
     let mut layers = Vec::with_capacity(cache.layers.len());
     for (layer, d) in cache.layers.iter().zip(&header.layers) {
-        let part = match &d.tensors {
-            None => None,
-            Some(t) => {
-                let dtype = dtype_from_name(&t.dtype)?;
-                let k = array_from_bytes(reader.take(t.key_bytes)?, &t.key_shape, dtype)?;
-                let v = array_from_bytes(reader.take(t.value_bytes)?, &t.value_shape, dtype)?;
-                Some((k, v))
-            }
-        };
+        let part = reader.pair(d.tensors.as_ref())?;
         let stored = part.as_ref().map_or(0, |(k, _)| k.dim(2));
         let new_layer = match (layer, d.kind == Kind::Full) {
             (LayerCache::Full(c), true) => {
