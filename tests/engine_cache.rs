@@ -237,11 +237,13 @@ fn stream_decoder_holds_back_split_characters() {
     let byte_id = |b: u8| tok.inner().token_to_id(&format!("<0x{b:02X}>")).unwrap();
     let mut ids: Vec<u32> = e.encode("ok ").unwrap();
     ids.extend([0xC3, 0xA9, 0xE2, 0x82, 0xAC].map(byte_id));
-    let mut d = StreamDecoder::new(tok);
-    let deltas: Vec<String> = ids.iter().map(|&i| d.push(i).unwrap()).collect();
+    let mut d = StreamDecoder::default();
+    let deltas: Vec<String> = (1..=ids.len())
+        .map(|n| d.update(tok, &ids[..n]).unwrap())
+        .collect();
     let n = deltas.len();
     assert_eq!(deltas[n - 4], "é");
     assert_eq!(&deltas[n - 3..n - 1], ["", ""]);
     assert_eq!(deltas[n - 1], "€");
-    assert_eq!(deltas.concat(), d.text().unwrap());
+    assert_eq!(deltas.concat(), d.text());
 }

@@ -9,7 +9,7 @@ use mlx_rs::{Array, Dtype};
 use super::cache::ModelCache;
 use super::gemma3::Gemma3;
 use super::sampling::{Sampler, SamplingParams};
-use super::tokenizer::TextTokenizer;
+use super::tokenizer::{StreamDecoder, TextTokenizer};
 use super::EngineError;
 
 /// Default number of tokens per prefill chunk.
@@ -163,7 +163,7 @@ pub struct Generation {
     /// Prompt + generated ids (for the repetition penalty).
     recent: Vec<u32>,
     out: Vec<u32>,
-    emitted: String,
+    decoder: StreamDecoder,
     text: String,
     logits: Option<Array>,
     /// Greedy: the next token, computed on the device and not read yet.
@@ -202,7 +202,7 @@ impl Generation {
             prefilled: 0,
             cached_tokens,
             out: Vec::new(),
-            emitted: String::new(),
+            decoder: StreamDecoder::default(),
             text: String::new(),
             logits: None,
             pending: None,
@@ -293,15 +293,8 @@ impl Generation {
         }
         self.out.push(token);
         self.recent.push(token);
-        let full = tokenizer.decode(&self.out)?;
-        let delta = if !full.ends_with('\u{FFFD}') && full.starts_with(self.emitted.as_str()) {
-            let d = full[self.emitted.len()..].to_owned();
-            self.emitted = full.clone();
-            d
-        } else {
-            String::new()
-        };
-        self.text = full;
+        let delta = self.decoder.update(tokenizer, &self.out)?;
+        self.text = self.decoder.text().to_owned();
         if self.options.stop_at_eos && tokenizer.stop_ids.contains(&token) {
             return self.finish(model, cache, FinishReason::Eos);
         }

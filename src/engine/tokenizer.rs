@@ -72,39 +72,35 @@ impl TextTokenizer {
     }
 }
 
-/// Turns a stream of token ids into text deltas. Text is only emitted once it is
-/// stable: complete UTF-8 (byte-fallback tokens may split a character) that the full
+/// Turns a growing sequence of token ids into text deltas. Text is only emitted once it
+/// is stable: complete UTF-8 (byte-fallback tokens may split a character) that the full
 /// decode still starts with. The deltas therefore always concatenate to a prefix of
 /// the full decode, and to all of it when it ends on a complete character.
-pub struct StreamDecoder<'a> {
-    tokenizer: &'a TextTokenizer,
-    ids: Vec<u32>,
+#[derive(Debug, Default, Clone)]
+pub struct StreamDecoder {
     emitted: String,
+    text: String,
 }
 
-impl<'a> StreamDecoder<'a> {
-    pub fn new(tokenizer: &'a TextTokenizer) -> Self {
-        Self {
-            tokenizer,
-            ids: Vec::new(),
-            emitted: String::new(),
-        }
-    }
-
-    /// Adds a token; returns the new text it completes (possibly empty).
-    pub fn push(&mut self, id: u32) -> Result<String, EngineError> {
-        self.ids.push(id);
-        let text = self.tokenizer.decode(&self.ids)?;
-        if text.ends_with('\u{FFFD}') || !text.starts_with(self.emitted.as_str()) {
+impl StreamDecoder {
+    /// Decodes `ids` (the whole sequence so far, one token longer than last time) and
+    /// returns the new stable text (possibly empty).
+    pub fn update(
+        &mut self,
+        tokenizer: &TextTokenizer,
+        ids: &[u32],
+    ) -> Result<String, EngineError> {
+        self.text = tokenizer.decode(ids)?;
+        if self.text.ends_with('\u{FFFD}') || !self.text.starts_with(self.emitted.as_str()) {
             return Ok(String::new());
         }
-        let delta = text[self.emitted.len()..].to_owned();
-        self.emitted = text;
+        let delta = self.text[self.emitted.len()..].to_owned();
+        self.emitted.clone_from(&self.text);
         Ok(delta)
     }
 
-    /// The full decode of every token pushed so far.
-    pub fn text(&self) -> Result<String, EngineError> {
-        self.tokenizer.decode(&self.ids)
+    /// The full decode of the last sequence given to [`update`](Self::update).
+    pub fn text(&self) -> &str {
+        &self.text
     }
 }
