@@ -266,20 +266,7 @@ pub struct ConflictTurn {
 /// directory (sorted by name; subdirectories are not entered). Every file is validated
 /// first; all problems of all files are returned together.
 pub fn load(path: &Path) -> Result<Vec<Example>, DatasetError> {
-    let files = dataset_files(path)?;
-    let mut problems = Vec::new();
-    let mut parsed = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).map_err(|source| DatasetError::Io {
-            path: file.clone(),
-            source,
-        })?;
-        match validate::validate_text(file, &text) {
-            Ok(value) => parsed.push((file.clone(), value)),
-            Err(mut p) => problems.append(&mut p),
-        }
-    }
-    problems.extend(validate::duplicate_ids(&parsed));
+    let (parsed, problems) = validate::check_files(&dataset_files(path)?)?;
     if !problems.is_empty() {
         return Err(DatasetError::Invalid(problems));
     }

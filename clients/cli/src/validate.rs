@@ -79,24 +79,37 @@ impl Report {
 /// are errors; schema problems are collected in the report.
 pub fn validate_path(path: &Path) -> Result<Report, DatasetError> {
     let files = dataset::dataset_files(path)?;
-    let mut report = Report::default();
+    let (parsed, problems) = check_files(&files)?;
+    Ok(Report {
+        examples: parsed
+            .iter()
+            .map(|(_, v)| v.as_array().map_or(1, Vec::len))
+            .sum(),
+        problems,
+        files,
+    })
+}
+
+/// Valid files with their parsed JSON.
+pub(crate) type ParsedFiles = Vec<(PathBuf, Value)>;
+
+/// Reads and validates `files`: the parsed values of the valid ones, and every problem
+/// found (including example ids repeated across files). I/O errors are errors.
+pub(crate) fn check_files(files: &[PathBuf]) -> Result<(ParsedFiles, Vec<Problem>), DatasetError> {
+    let mut problems = Vec::new();
     let mut parsed = Vec::new();
-    for file in &files {
+    for file in files {
         let text = std::fs::read_to_string(file).map_err(|source| DatasetError::Io {
             path: file.clone(),
             source,
         })?;
         match validate_text(file, &text) {
-            Ok(value) => {
-                report.examples += value.as_array().map_or(1, Vec::len);
-                parsed.push((file.clone(), value));
-            }
-            Err(mut problems) => report.problems.append(&mut problems),
+            Ok(value) => parsed.push((file.clone(), value)),
+            Err(mut p) => problems.append(&mut p),
         }
     }
-    report.problems.extend(duplicate_ids(&parsed));
-    report.files = files;
-    Ok(report)
+    problems.extend(duplicate_ids(&parsed));
+    Ok((parsed, problems))
 }
 
 /// Parses and validates one file's text; the parsed value when it is valid.
