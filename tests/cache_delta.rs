@@ -52,7 +52,6 @@ fn base_plus_deltas_restores_exactly() {
     let options = GenerateOptions {
         max_tokens: 6,
         stop_at_eos: false,
-        extend_cache: true,
         ..Default::default()
     };
     e.generate(&mut live, &tokens(3, 7), &options, |_| true)

@@ -144,7 +144,6 @@ fn fork_leaves_parent_unchanged() {
     let options = GenerateOptions {
         max_tokens: 30,
         stop_at_eos: false,
-        extend_cache: true,
         ..Default::default()
     };
     e.generate(&mut child, &prompt(5, 5), &options, |_| true)

@@ -97,7 +97,6 @@ impl Job {
             },
             Op::Generate(mut spec) => {
                 spec.options.prefill_chunk = prefill_chunk;
-                spec.options.extend_cache = spec.commit;
                 Phase::Generate {
                     spec,
                     generation: None,

@@ -3,11 +3,16 @@
 //! GELU-tanh gated MLP and a head tied to the embedding.
 
 use mlx_rs::error::Exception;
-use mlx_rs::fast::{rms_norm, rope, scaled_dot_product_attention, ScaledDotProductAttentionMask};
+use mlx_rs::fast::{
+    rms_norm, rope, rope_dynamic, scaled_dot_product_attention, ScaledDotProductAttentionMask,
+};
+use mlx_rs::ops::concatenate;
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{Array, Dtype};
 
-use super::cache::{AttentionMask, FullCache, LayerCache, ModelCache, RotatingCache};
+use super::cache::{
+    AttentionInputs, AttentionMask, FullCache, LayerCache, ModelCache, RotatingCache,
+};
 use super::config::Gemma3Config;
 use super::linear::Linear;
 use super::weights::TensorMap;
@@ -30,14 +35,15 @@ struct Attention {
 }
 
 impl Attention {
-    fn forward(&self, x: &Array, cache: &mut LayerCache) -> Result<Array, Exception> {
+    /// Queries, keys and values `[B, heads, L, head_dim]` of `x` (`[B, L, hidden]`),
+    /// normed, before RoPE.
+    fn project(&self, x: &Array) -> Result<(Array, Array, Array), Exception> {
         let (b, l) = (x.dim(0), x.dim(1));
         let heads = |proj: &Linear, n: i32| -> Result<Array, Exception> {
             proj.forward(x)?
                 .reshape(&[b, l, n, self.head_dim])?
                 .transpose_axes(&[0, 2, 1, 3])
         };
-        let offset = cache.offset();
         let q = rms_norm(
             heads(&self.q_proj, self.n_heads)?,
             Some(&self.q_norm),
@@ -49,53 +55,89 @@ impl Attention {
             self.eps,
         )?;
         let v = heads(&self.v_proj, self.n_kv_heads)?;
-        let q = rope(
-            &q,
+        Ok((q, k, v))
+    }
+
+    fn rope(&self, x: &Array, offset: i32) -> Result<Array, Exception> {
+        rope(
+            x,
             self.head_dim,
             false,
             self.rope_base,
             self.rope_scale,
             offset,
             None,
-        )?;
-        let k = rope(
-            &k,
-            self.head_dim,
-            false,
-            self.rope_base,
-            self.rope_scale,
-            offset,
-            None,
-        )?;
+        )
+    }
+
+    /// `o_proj` of attention outputs `[B, heads, L, head_dim]`.
+    fn output(&self, out: &Array) -> Result<Array, Exception> {
+        let (b, l) = (out.dim(0), out.dim(2));
+        let out = out.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?;
+        self.o_proj.forward(&out)
+    }
+
+    fn forward(&self, x: &Array, cache: &mut LayerCache) -> Result<Array, Exception> {
+        let (q, k, v) = self.project(x)?;
+        let offset = cache.offset();
+        let q = self.rope(&q, offset)?;
+        let k = self.rope(&k, offset)?;
         let inputs = cache.update(&k, &v)?;
-        let out = match &inputs.mask {
-            AttentionMask::None => scaled_dot_product_attention(
-                &q,
-                &inputs.keys,
-                &inputs.values,
-                self.scale,
+        let out = self.attend(&q, &inputs)?;
+        self.output(&out)
+    }
+
+    /// One decode token for each of `B` sequences (`x`: `[B, 1, hidden]`), each with
+    /// its own cache and position (`offsets`: `[B]` int32). Projections run as one
+    /// batch; attention runs per sequence over that sequence's cache, so no cache is
+    /// copied or padded.
+    fn forward_decode_batch(
+        &self,
+        x: &Array,
+        caches: &mut [&mut LayerCache],
+        offsets: &Array,
+    ) -> Result<Array, Exception> {
+        let (q, k, v) = self.project(x)?;
+        let rope_all = |a: &Array| {
+            rope_dynamic(
+                a,
+                self.head_dim,
+                false,
+                self.rope_base,
+                self.rope_scale,
+                offsets,
                 None,
-                None,
-            )?,
+            )
+        };
+        let (q, k) = (rope_all(&q)?, rope_all(&k)?);
+        let mut outs = Vec::with_capacity(caches.len());
+        for (i, cache) in caches.iter_mut().enumerate() {
+            let i = i as i32;
+            let row = |a: &Array| a.try_index(i..i + 1);
+            let inputs = cache.update(&row(&k)?, &row(&v)?)?;
+            outs.push(self.attend(&row(&q)?, &inputs)?);
+        }
+        self.output(&concatenate(&outs, 0)?)
+    }
+
+    fn attend(&self, q: &Array, inputs: &AttentionInputs) -> Result<Array, Exception> {
+        let (keys, values) = (&inputs.keys, &inputs.values);
+        match &inputs.mask {
+            AttentionMask::None => {
+                scaled_dot_product_attention(q, keys, values, self.scale, None, None)
+            }
             AttentionMask::Causal => scaled_dot_product_attention(
-                &q,
-                &inputs.keys,
-                &inputs.values,
+                q,
+                keys,
+                values,
                 self.scale,
                 ScaledDotProductAttentionMask::Causal,
                 None,
-            )?,
-            AttentionMask::Array(mask) => scaled_dot_product_attention(
-                &q,
-                &inputs.keys,
-                &inputs.values,
-                self.scale,
-                mask,
-                None,
-            )?,
-        };
-        let out = out.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?;
-        self.o_proj.forward(&out)
+            ),
+            AttentionMask::Array(mask) => {
+                scaled_dot_product_attention(q, keys, values, self.scale, mask, None)
+            }
+        }
     }
 }
 
@@ -140,9 +182,30 @@ impl Block {
             .attention
             .forward(&rms_norm(x, Some(&self.input_norm), self.eps)?, cache)?;
         let h = x.add(rms_norm(&r, Some(&self.post_attention_norm), self.eps)?)?;
+        self.feed_forward(&h)
+    }
+
+    /// See [`Attention::forward_decode_batch`].
+    fn forward_decode_batch(
+        &self,
+        x: &Array,
+        caches: &mut [&mut LayerCache],
+        offsets: &Array,
+    ) -> Result<Array, Exception> {
+        let r = self.attention.forward_decode_batch(
+            &rms_norm(x, Some(&self.input_norm), self.eps)?,
+            caches,
+            offsets,
+        )?;
+        let h = x.add(rms_norm(&r, Some(&self.post_attention_norm), self.eps)?)?;
+        self.feed_forward(&h)
+    }
+
+    /// The MLP half of the block, with its norms and residual.
+    fn feed_forward(&self, h: &Array) -> Result<Array, Exception> {
         let r = self
             .mlp
-            .forward(&rms_norm(&h, Some(&self.pre_feedforward_norm), self.eps)?)?;
+            .forward(&rms_norm(h, Some(&self.pre_feedforward_norm), self.eps)?)?;
         h.add(rms_norm(&r, Some(&self.post_feedforward_norm), self.eps)?)
     }
 }
@@ -291,13 +354,46 @@ impl Gemma3 {
     /// Runs `tokens` (`[1, L]` int32) through the model, extending `cache`, and returns
     /// the final hidden states `[1, L, hidden]` (lazy).
     pub fn hidden(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
-        let h = self.embed_tokens.rows(tokens)?;
-        let scale = Array::from_f32(self.embed_scale).as_dtype(h.dtype())?;
-        let mut h = h.multiply(scale)?;
+        let mut h = self.embed(tokens)?;
         for (block, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
             h = block.forward(&h, layer_cache)?;
         }
         rms_norm(&h, Some(&self.norm), self.config.rms_norm_eps)
+    }
+
+    fn embed(&self, tokens: &Array) -> Result<Array, Exception> {
+        let h = self.embed_tokens.rows(tokens)?;
+        let scale = Array::from_f32(self.embed_scale).as_dtype(h.dtype())?;
+        h.multiply(scale)
+    }
+
+    /// One decode step for several sequences at once: `tokens` is `[B, 1]` int32, the
+    /// next token of each sequence, and `caches[i]` is sequence `i`'s cache (any
+    /// lengths). Returns logits `[B, vocab]` (lazy) and extends every cache by one.
+    pub fn forward_decode_batch(
+        &self,
+        tokens: &Array,
+        caches: &mut [&mut ModelCache],
+    ) -> Result<Array, Exception> {
+        if tokens.dim(0) as usize != caches.len() || tokens.dim(1) != 1 {
+            return Err(Exception::custom(format!(
+                "batched decode needs [{}, 1] tokens, got {:?}",
+                caches.len(),
+                tokens.shape()
+            )));
+        }
+        // Every layer of a cache has seen the same tokens: one position per sequence.
+        let offsets: Vec<i32> = caches.iter().map(|c| c.len() as i32).collect();
+        let offsets = Array::from_slice(&offsets, &[offsets.len() as i32]);
+        let mut h = self.embed(tokens)?;
+        for (layer, block) in self.layers.iter().enumerate() {
+            let mut layer_caches: Vec<&mut LayerCache> =
+                caches.iter_mut().map(|c| &mut c.layers[layer]).collect();
+            h = block.forward_decode_batch(&h, &mut layer_caches, &offsets)?;
+        }
+        let h = rms_norm(&h, Some(&self.norm), self.config.rms_norm_eps)?;
+        let last = h.try_index((.., -1, ..))?;
+        self.embed_tokens.forward(&last)
     }
 
     /// Logits `[1, vocab]` for the last of `tokens`, extending `cache` (lazy).

@@ -24,9 +24,6 @@ pub struct GenerateOptions {
     pub stop_strings: Vec<String>,
     /// Stop at the tokenizer's end-of-sequence / end-of-turn ids.
     pub stop_at_eos: bool,
-    /// Leave every generated token (including the last) in the cache, so the cache
-    /// holds prompt + output. Costs one extra forward step; off for throwaway forks.
-    pub extend_cache: bool,
     pub prefill_chunk: usize,
 }
 
@@ -37,7 +34,6 @@ impl Default for GenerateOptions {
             max_tokens: 128,
             stop_strings: Vec::new(),
             stop_at_eos: true,
-            extend_cache: false,
             prefill_chunk: DEFAULT_PREFILL_CHUNK,
         }
     }
@@ -152,8 +148,39 @@ pub enum Step {
     Finished(GenerationOutput),
 }
 
+/// The token a decode step feeds to the model.
+pub(super) enum Fed {
+    /// Greedy: the argmax computed on the device by the previous step, not read yet.
+    Device(Array),
+    /// Sampled on the host from the previous step's logits.
+    Host(u32),
+}
+
+impl Fed {
+    /// The token as a `[1, 1]` model input.
+    pub(super) fn input(&self) -> Result<Array, EngineError> {
+        Ok(match self {
+            Fed::Device(y) => y.reshape(&[1, 1])?,
+            Fed::Host(t) => token_array(&[*t]),
+        })
+    }
+
+    fn id(&self) -> Result<u32, EngineError> {
+        Ok(match self {
+            Fed::Device(y) => y.item_cast::<u32>(),
+            Fed::Host(t) => *t,
+        })
+    }
+}
+
 /// A generation as a state machine, advanced one prefill chunk or one token per
-/// [`step`](Generation::step), so a scheduler can interleave many of them on one model.
+/// [`step`](Generation::step), so a scheduler can interleave many of them on one model
+/// (or advance several at once with [`super::batch::decode_step`]).
+///
+/// Decode is pipelined: a step feeds its token to the model and queues the work for
+/// the next one on the device (`async_eval`) before it returns this token, so the
+/// device computes while the caller streams the token. Every returned token is
+/// therefore already in the cache.
 pub struct Generation {
     options: GenerateOptions,
     prompt: Vec<u32>,
@@ -165,11 +192,10 @@ pub struct Generation {
     out: Vec<u32>,
     decoder: StreamDecoder,
     text: String,
+    /// Sampled: logits `[1, vocab]` for the next token (queued on the device).
     logits: Option<Array>,
     /// Greedy: the next token, computed on the device and not read yet.
     pending: Option<Array>,
-    /// Whether the last generated token is already in the cache.
-    last_in_cache: bool,
     started: Instant,
     ttft: Duration,
     decode_started: Instant,
@@ -206,7 +232,6 @@ impl Generation {
             text: String::new(),
             logits: None,
             pending: None,
-            last_in_cache: true,
             started: now,
             ttft: Duration::ZERO,
             decode_started: now,
@@ -230,6 +255,16 @@ impl Generation {
         self.cancelled = true;
     }
 
+    /// Whether the next step generates a token (rather than prefilling or finishing),
+    /// so it can run batched with other generations' decode steps.
+    pub fn is_decoding(&self) -> bool {
+        !self.finished
+            && !self.cancelled
+            && self.prefilled == self.prompt.len()
+            && self.out.len() < self.options.max_tokens
+            && (self.pending.is_some() || self.logits.is_some())
+    }
+
     /// Advances by one prefill chunk or one decoded token.
     pub fn step(
         &mut self,
@@ -243,7 +278,7 @@ impl Generation {
             ));
         }
         if self.cancelled {
-            return self.finish(model, cache, FinishReason::Cancelled);
+            return self.finish(cache, FinishReason::Cancelled);
         }
         if self.prefilled < self.prompt.len() {
             let end = (self.prefilled + self.options.prefill_chunk.max(1)).min(self.prompt.len());
@@ -253,40 +288,56 @@ impl Generation {
             let n = end - self.prefilled;
             self.prefilled = end;
             if end == self.prompt.len() {
-                if self.options.sampling.is_greedy() {
-                    let y = argmax_axis(&logits, -1, None)?;
-                    mlx_rs::transforms::async_eval([&y])?;
-                    self.pending = Some(y);
-                } else {
-                    logits.eval()?;
-                    self.logits = Some(logits);
-                }
+                let queued = self.queue_next(&logits)?;
+                mlx_rs::transforms::async_eval([&queued])?;
             }
             return Ok(Step::Prefilled(n));
         }
         if self.out.len() >= self.options.max_tokens {
-            return self.finish(model, cache, FinishReason::Length);
+            return self.finish(cache, FinishReason::Length);
         }
-        let token = match self.pending.take() {
-            Some(y) => {
-                // Queue the following step on the device before blocking on this token.
-                let next_logits = model.forward_last(&y.reshape(&[1, 1])?, cache)?;
-                let next = argmax_axis(&next_logits, -1, None)?;
-                mlx_rs::transforms::async_eval([&next])?;
-                self.pending = Some(next);
-                self.last_in_cache = true;
-                y.item_cast::<u32>()
-            }
-            None => {
-                let logits = self
-                    .logits
-                    .take()
-                    .ok_or_else(|| EngineError::Internal("no logits to sample".into()))?;
-                let mut values = logits_to_vec(&logits)?;
-                self.last_in_cache = false;
-                self.sampler.sample(&mut values, &self.recent)
-            }
-        };
+        let fed = self.take_next()?;
+        let logits = model.forward_last(&fed.input()?, cache)?;
+        let queued = self.queue_next(&logits)?;
+        mlx_rs::transforms::async_eval([&queued])?;
+        self.accept(tokenizer, cache, &fed)
+    }
+
+    /// The token this decode step feeds: the pending device token (greedy) or one
+    /// sampled now from the previous logits.
+    pub(super) fn take_next(&mut self) -> Result<Fed, EngineError> {
+        if let Some(y) = self.pending.take() {
+            return Ok(Fed::Device(y));
+        }
+        let logits = self
+            .logits
+            .take()
+            .ok_or_else(|| EngineError::Internal("no logits to sample".into()))?;
+        let mut values = logits_to_vec(&logits)?;
+        Ok(Fed::Host(self.sampler.sample(&mut values, &self.recent)))
+    }
+
+    /// Keeps what the following step needs from `logits` (`[1, vocab]`, lazy): the
+    /// argmax (greedy) or the logits themselves. Returns the array to evaluate.
+    pub(super) fn queue_next(&mut self, logits: &Array) -> Result<Array, EngineError> {
+        if self.options.sampling.is_greedy() {
+            let y = argmax_axis(logits, -1, None)?;
+            self.pending = Some(y.clone());
+            Ok(y)
+        } else {
+            self.logits = Some(logits.clone());
+            Ok(logits.clone())
+        }
+    }
+
+    /// Records the token `fed` to the model in this step and applies the stop rules.
+    pub(super) fn accept(
+        &mut self,
+        tokenizer: &TextTokenizer,
+        cache: &mut ModelCache,
+        fed: &Fed,
+    ) -> Result<Step, EngineError> {
+        let token = fed.id()?;
         if self.out.is_empty() {
             self.ttft = self.started.elapsed();
             self.decode_started = Instant::now();
@@ -296,7 +347,7 @@ impl Generation {
         let delta = self.decoder.update(tokenizer, &self.out)?;
         self.text = self.decoder.text().to_owned();
         if self.options.stop_at_eos && tokenizer.stop_ids.contains(&token) {
-            return self.finish(model, cache, FinishReason::Eos);
+            return self.finish(cache, FinishReason::Eos);
         }
         if let Some(cut) = self
             .options
@@ -306,14 +357,7 @@ impl Generation {
             .min()
         {
             self.text.truncate(cut);
-            return self.finish(model, cache, FinishReason::StopString);
-        }
-        if self.pending.is_none() && self.out.len() < self.options.max_tokens {
-            // Sampled path: feed the token now so the next step has logits.
-            let logits = model.forward_last(&token_array(&[token]), cache)?;
-            logits.eval()?;
-            self.logits = Some(logits);
-            self.last_in_cache = true;
+            return self.finish(cache, FinishReason::StopString);
         }
         Ok(Step::Token(TokenEvent {
             id: token,
@@ -323,17 +367,12 @@ impl Generation {
 
     fn finish(
         &mut self,
-        model: &Gemma3,
         cache: &mut ModelCache,
         reason: FinishReason,
     ) -> Result<Step, EngineError> {
         self.finished = true;
-        if self.options.extend_cache && !self.last_in_cache {
-            if let Some(&last) = self.out.last() {
-                extend(model, cache, &[last], 1)?;
-                self.last_in_cache = true;
-            }
-        }
+        self.pending = None;
+        self.logits = None;
         cache.eval()?;
         Ok(Step::Finished(GenerationOutput {
             tokens: std::mem::take(&mut self.out),
@@ -352,8 +391,7 @@ impl Generation {
 }
 
 /// Generates after `prompt` (prefilled into `cache` first) and streams each token to
-/// `on_token`, which returns `false` to cancel. The cache then holds prompt + output
-/// (with `extend_cache`, always including the last token).
+/// `on_token`, which returns `false` to cancel. The cache then holds prompt + output.
 pub fn generate(
     model: &Gemma3,
     tokenizer: &TextTokenizer,

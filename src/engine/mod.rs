@@ -3,6 +3,7 @@
 //! [`Engine`] owns a [`gemma3::Gemma3`] model and its tokenizer; caches are plain values
 //! ([`cache::ModelCache`]) that callers own, fork and serialize with [`cache_codec`].
 
+pub mod batch;
 pub mod cache;
 pub mod cache_codec;
 pub mod chat;
@@ -161,6 +162,15 @@ impl Engine {
         cache: &mut ModelCache,
     ) -> Result<generate::Step, EngineError> {
         generation.step(&self.model, &self.tokenizer, cache)
+    }
+
+    /// Advances several decoding generations, each on its own cache, by one token in
+    /// one forward pass (see [`batch`]).
+    pub fn decode_batch(
+        &self,
+        items: &mut [(&mut generate::Generation, &mut ModelCache)],
+    ) -> Result<Vec<generate::Step>, EngineError> {
+        batch::decode_step(&self.model, &self.tokenizer, items)
     }
 
     /// Serializes a cache bound to this model.
