@@ -68,6 +68,7 @@ pub async fn serve(
                 capacity: config.queue_depth,
                 quantum: config.decode_weight,
                 decode_cost: config.decode_weight,
+                max_batch: config.max_batch,
                 ..Default::default()
             },
         },

@@ -89,6 +89,10 @@ pub struct Cli {
     /// How many prefill tokens one decode step is worth to the scheduler [default: 32].
     #[arg(long, env = "SEMKV_DECODE_WEIGHT")]
     pub decode_weight: Option<u32>,
+    /// Most clusters whose decode steps run as one batched forward pass; 1 turns
+    /// batching off [default: 16].
+    #[arg(long, env = "SEMKV_MAX_BATCH")]
+    pub max_batch: Option<usize>,
     /// text or json [default: text].
     #[arg(long, env = "SEMKV_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -117,6 +121,7 @@ struct FileConfig {
     queue_depth: Option<usize>,
     prefill_chunk: Option<usize>,
     decode_weight: Option<u32>,
+    max_batch: Option<usize>,
     log_format: Option<LogFormat>,
     drain_timeout: Option<String>,
 }
@@ -133,6 +138,8 @@ pub struct DaemonConfig {
     pub queue_depth: usize,
     pub prefill_chunk: usize,
     pub decode_weight: u32,
+    /// Most decode steps batched into one forward pass.
+    pub max_batch: usize,
     pub log_format: LogFormat,
     pub drain_timeout: Duration,
 }
@@ -225,6 +232,10 @@ impl DaemonConfig {
         if decode_weight == 0 {
             return Err(invalid("decode_weight", "must be at least 1"));
         }
+        let max_batch = cli.max_batch.or(file.max_batch).unwrap_or(16);
+        if max_batch == 0 {
+            return Err(invalid("max_batch", "must be at least 1"));
+        }
         let drain_timeout = match cli.drain_timeout.or(file.drain_timeout) {
             None => Duration::from_secs(30),
             Some(s) => humantime::parse_duration(&s)
@@ -245,6 +256,7 @@ impl DaemonConfig {
             queue_depth,
             prefill_chunk,
             decode_weight,
+            max_batch,
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             drain_timeout,
         })

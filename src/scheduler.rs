@@ -15,6 +15,13 @@
 //! `chunk / quantum` rounds: it cannot hold back anyone's decode steps, and it still
 //! progresses at a bounded, predictable rate.
 //!
+//! Decode steps batch: when the job picked next is decoding, the first job of every
+//! other cluster that is decoding too rides along in the same forward pass (up to
+//! [`SchedulerConfig::max_batch`]), each charged its decode cost — a rider's deficit
+//! may go below zero, so it leads again only once its debt is paid. Every decoding
+//! cluster then gets one token per batched step, and a prefilling cluster still gets
+//! its chunk once per `chunk / quantum` rounds.
+//!
 //! The queue is bounded ([`SchedulerConfig::capacity`] jobs, waiting or running);
 //! removing a job ([`Scheduler::remove`]) frees its slot at once. The scheduler keeps
 //! a record of recent steps ([`Scheduler::trace`]) and per-cluster decode counts, so
@@ -68,6 +75,8 @@ pub struct StepRecord {
     pub cluster: String,
     pub kind: StepKind,
     pub tokens: u32,
+    /// Forward passes before this step's (steps of one batch share it).
+    pub pass: u64,
 }
 
 /// Tuning of the scheduler.
@@ -79,6 +88,8 @@ pub struct SchedulerConfig {
     pub quantum: u32,
     /// What a decode step costs, in tokens.
     pub decode_cost: u32,
+    /// Most jobs in one batched decode step (1: no batching).
+    pub max_batch: usize,
     /// Steps kept in the trace.
     pub trace_len: usize,
 }
@@ -89,6 +100,7 @@ impl Default for SchedulerConfig {
             capacity: 64,
             quantum: 32,
             decode_cost: 32,
+            max_batch: 16,
             trace_len: 100_000,
         }
     }
@@ -104,7 +116,8 @@ pub struct QueueFull {
 #[derive(Debug, Default)]
 struct ClusterQueue {
     jobs: VecDeque<JobId>,
-    deficit: u64,
+    /// Credit in tokens; negative after riding in batches beyond it.
+    deficit: i64,
 }
 
 /// Deficit round robin over clusters. See the module documentation.
@@ -119,6 +132,7 @@ pub struct Scheduler {
     job_cluster: HashMap<JobId, String>,
     trace: VecDeque<StepRecord>,
     steps: u64,
+    passes: u64,
     decode_steps: HashMap<String, u64>,
 }
 
@@ -133,6 +147,7 @@ impl Scheduler {
             job_cluster: HashMap::new(),
             trace: VecDeque::new(),
             steps: 0,
+            passes: 0,
             decode_steps: HashMap::new(),
         }
     }
@@ -194,7 +209,7 @@ impl Scheduler {
     pub fn next(&mut self, cost: impl Fn(JobId) -> StepCost) -> Option<JobId> {
         // Each full turn of the ring adds a quantum everywhere, so some cluster can
         // pay within max_cost / quantum + 1 turns.
-        let quantum = u64::from(self.config.quantum.max(1));
+        let quantum = i64::from(self.config.quantum.max(1));
         loop {
             let cluster = self.ring.front()?.clone();
             let queue = self
@@ -207,18 +222,65 @@ impl Scheduler {
                 self.visited = true;
             }
             let step = cost(job);
-            let price = match step.kind {
-                StepKind::Prefill => u64::from(step.tokens.max(1)),
-                StepKind::Decode => u64::from(self.config.decode_cost.max(1)),
-            };
+            let price = Self::price(&self.config, step);
             if price <= queue.deficit {
                 queue.deficit -= price;
+                self.passes += 1;
                 self.record(&cluster, step);
                 return Some(job);
             }
             self.ring.rotate_left(1);
             self.visited = false;
         }
+    }
+
+    fn price(config: &SchedulerConfig, step: StepCost) -> i64 {
+        match step.kind {
+            StepKind::Prefill => i64::from(step.tokens.max(1)),
+            StepKind::Decode => i64::from(config.decode_cost.max(1)),
+        }
+    }
+
+    /// Like [`Self::next`], and when the picked job's step is a decode step that
+    /// `batchable` accepts, adds the first job of every other cluster whose next step
+    /// is such a decode step too (ring order, up to [`SchedulerConfig::max_batch`]),
+    /// charging each. The picked job comes first.
+    pub fn next_batch(
+        &mut self,
+        cost: impl Fn(JobId) -> StepCost,
+        batchable: impl Fn(JobId) -> bool,
+    ) -> Vec<JobId> {
+        let Some(leader) = self.next(&cost) else {
+            return Vec::new();
+        };
+        let mut batch = vec![leader];
+        if cost(leader).kind != StepKind::Decode || !batchable(leader) {
+            return batch;
+        }
+        let leader_cluster = self.job_cluster[&leader].clone();
+        let others: Vec<String> = self
+            .ring
+            .iter()
+            .filter(|c| **c != leader_cluster)
+            .cloned()
+            .collect();
+        let price = Self::price(&self.config, StepCost::decode());
+        for cluster in others {
+            if batch.len() >= self.config.max_batch {
+                break;
+            }
+            let queue = self
+                .queues
+                .get_mut(&cluster)
+                .expect("ring and queues agree");
+            let job = *queue.jobs.front().expect("clusters in the ring have jobs");
+            if cost(job).kind == StepKind::Decode && batchable(job) {
+                queue.deficit -= price;
+                self.record(&cluster, StepCost::decode());
+                batch.push(job);
+            }
+        }
+        batch
     }
 
     fn record(&mut self, cluster: &str, step: StepCost) {
@@ -231,6 +293,7 @@ impl Scheduler {
             }
             self.trace.push_back(StepRecord {
                 seq: self.steps,
+                pass: self.passes - 1,
                 cluster: cluster.to_owned(),
                 kind: step.kind,
                 tokens: step.tokens,
@@ -423,5 +486,82 @@ mod tests {
             .map(|_| s.next(|_| StepCost::prefill(8)).unwrap())
             .collect();
         assert_eq!(order, vec![1, 1, 1, 1, 2, 2, 2, 2]);
+    }
+
+    #[test]
+    fn decoding_clusters_ride_in_one_batch_and_prefill_still_progresses() {
+        let mut s = Scheduler::new(SchedulerConfig {
+            max_batch: 3,
+            ..Default::default()
+        });
+        let mut jobs = decoders(4, 50);
+        for j in jobs.values_mut() {
+            j.prefill = 0;
+        }
+        for (j, c) in ["a", "b", "c", "d"].iter().enumerate() {
+            s.submit(c, j as JobId).unwrap();
+        }
+        jobs.insert(
+            9,
+            Sim {
+                prefill: 1024,
+                chunk: 128,
+                decode: 1,
+            },
+        );
+        s.submit("huge", 9).unwrap();
+        let mut batches = Vec::new();
+        let (mut prefill_calls, mut last_prefill) = (0, 0);
+        while !jobs.is_empty() {
+            let batch = s.next_batch(|j| jobs[&j].cost(), |_| true);
+            assert!(!batch.is_empty() && batch.len() <= 3, "{batch:?}");
+            let clusters: std::collections::HashSet<&String> =
+                batch.iter().map(|j| &s.job_cluster[j]).collect();
+            assert_eq!(clusters.len(), batch.len(), "one job per cluster");
+            if jobs[&batch[0]].cost().kind == StepKind::Prefill {
+                assert_eq!(batch.len(), 1, "prefill steps are not batched");
+                prefill_calls += 1;
+                last_prefill = batches.len();
+            }
+            for j in &batch {
+                if jobs.get_mut(j).unwrap().step() {
+                    jobs.remove(j);
+                    s.remove(*j);
+                }
+            }
+            batches.push(batch.len());
+        }
+        // 4 decoders, batches of at most 3: most steps are full batches.
+        let full = batches.iter().filter(|&&n| n == 3).count();
+        assert!(full * 2 > batches.len(), "{batches:?}");
+        // The prefill got its 8 chunks while the decoders ran, not after them.
+        assert_eq!(prefill_calls, 8);
+        assert!(
+            last_prefill < batches.len() * 3 / 4,
+            "{last_prefill} of {}",
+            batches.len()
+        );
+        assert!(batches.len() < 4 * 50 / 2, "{} steps", batches.len());
+        for c in ["a", "b", "c", "d"] {
+            assert_eq!(s.decode_steps()[c], 50);
+        }
+        let trace: Vec<StepRecord> = s.trace().cloned().collect();
+        assert_fair_windows(&trace, &["a", "b", "c", "d"], 40);
+    }
+
+    #[test]
+    fn batching_off_or_unbatchable_jobs_step_alone() {
+        let mut s = Scheduler::new(SchedulerConfig {
+            max_batch: 1,
+            ..Default::default()
+        });
+        s.submit("a", 1).unwrap();
+        s.submit("b", 2).unwrap();
+        assert_eq!(s.next_batch(|_| StepCost::decode(), |_| true), vec![1]);
+        let mut s = Scheduler::new(SchedulerConfig::default());
+        s.submit("a", 1).unwrap();
+        s.submit("b", 2).unwrap();
+        s.submit("c", 3).unwrap();
+        assert_eq!(s.next_batch(|_| StepCost::decode(), |j| j != 2), vec![1, 3]);
     }
 }

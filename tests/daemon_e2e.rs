@@ -42,6 +42,20 @@ async fn three_concurrent_clusters_equal_solo_runs() {
         );
         assert!(s.reused_tokens > 0 && !s.committed);
     }
+    // They decoded in shared forward passes: some pass holds all three clusters.
+    let trace = c
+        .get_scheduler_trace(proto::GetSchedulerTraceRequest { limit: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut passes: std::collections::HashMap<u64, Vec<&str>> = Default::default();
+    for s in &trace.steps {
+        if s.kind == proto::StepKind::Decode as i32 {
+            passes.entry(s.pass).or_default().push(&s.cluster_id);
+        }
+    }
+    let widest = passes.values().map(Vec::len).max().unwrap();
+    assert_eq!(widest, 3, "no batched pass of all three clusters");
     // Committed generations, concurrently, also equal their solo counterparts: a fork
     // of each cluster, committed alone, gives the reference.
     for id in ids {

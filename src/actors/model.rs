@@ -492,17 +492,89 @@ impl ModelState {
             // leaves the cache consistent with what is then stored.
         }
         let jobs = &self.jobs;
-        let Some(id) = self.scheduler.next(|id| jobs[&id].job.next_cost()) else {
-            return;
-        };
+        let batch = self.scheduler.next_batch(
+            |id| jobs[&id].job.next_cost(),
+            |id| jobs[&id].job.can_batch_decode(),
+        );
         self.clock += 1;
+        match batch[..] {
+            [] => {}
+            [id] => self.step_one(id),
+            _ => self.decode_batch(batch),
+        }
+    }
+
+    fn step_one(&mut self, id: JobId) {
         let active = self.jobs.get_mut(&id).expect("scheduled job exists");
         let Some(resident) = self.caches.get_mut(&active.job.cluster) else {
             self.fail(id, ServiceError::Internal("cluster cache vanished".into()));
             return;
         };
         resident.last_used = self.clock;
-        match active.job.step(&self.engine, &mut resident.cache) {
+        let progress = active.job.step(&self.engine, &mut resident.cache);
+        self.after_step(id, progress);
+    }
+
+    /// One decode step for several jobs (distinct clusters) in one forward pass.
+    fn decode_batch(&mut self, ids: Vec<JobId>) {
+        // Take the jobs and their clusters' caches out of the maps, so that all of
+        // them can be borrowed mutably at once; they go back before anything else.
+        let mut taken = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(active) = self.jobs.remove(&id) else {
+                continue;
+            };
+            match self.caches.remove(&active.job.cluster) {
+                Some(resident) => taken.push((id, active, resident)),
+                None => {
+                    self.jobs.insert(id, active);
+                    self.fail(id, ServiceError::Internal("cluster cache vanished".into()));
+                }
+            }
+        }
+        let steps = {
+            let expected = taken.len();
+            let mut items: Vec<_> = taken
+                .iter_mut()
+                .filter_map(|(_, active, resident)| {
+                    active.job.batch_decode_parts(&mut resident.cache)
+                })
+                .collect();
+            if items.len() == expected {
+                self.engine.decode_batch(&mut items)
+            } else {
+                Err(EngineError::Internal(
+                    "a job left the decode phase before its batch ran".into(),
+                ))
+            }
+        };
+        let mut outcomes = Vec::with_capacity(taken.len());
+        match steps {
+            Ok(steps) => {
+                for ((id, mut active, mut resident), step) in taken.into_iter().zip(steps) {
+                    let progress = active.job.decoded(&self.engine, &mut resident.cache, step);
+                    resident.last_used = self.clock;
+                    self.caches.insert(active.job.cluster.clone(), resident);
+                    self.jobs.insert(id, active);
+                    outcomes.push((id, progress));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "batched decode step failed");
+                for (id, active, resident) in taken {
+                    self.caches.insert(active.job.cluster.clone(), resident);
+                    self.jobs.insert(id, active);
+                    outcomes.push((id, Err(EngineError::Internal(e.to_string()))));
+                }
+            }
+        }
+        for (id, progress) in outcomes {
+            self.after_step(id, progress);
+        }
+    }
+
+    fn after_step(&mut self, id: JobId, progress: Result<Progress, EngineError>) {
+        match progress {
             Ok(Progress::Continue) => {}
             Ok(Progress::Done) => self.complete(id),
             Err(e) => {

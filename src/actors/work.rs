@@ -189,7 +189,6 @@ impl Job {
         let Some(phase) = self.phases.front_mut() else {
             return Ok(Progress::Done);
         };
-        let mut finished_generation = None;
         match phase {
             Phase::Prefill {
                 tokens,
@@ -216,8 +215,7 @@ impl Job {
                 spec,
                 generation,
                 fork,
-                streamed,
-                streamed_tokens,
+                ..
             } => {
                 if generation.is_none() {
                     if !spec.commit {
@@ -231,79 +229,141 @@ impl Job {
                 if abandoned {
                     g.cancel();
                 }
-                let target = match fork.as_mut() {
-                    Some(f) => f,
-                    None => &mut *cache,
-                };
-                let mut step = engine.step(g, target)?;
-                if let Step::Token(ev) = &step {
-                    streamed.push_str(&ev.text);
-                    *streamed_tokens += 1;
-                    if let Some(e) = &self.events {
-                        let _ = e.send(GenEvent::Token {
-                            id: ev.id,
-                            text: ev.text.clone(),
-                        });
-                    }
-                    if g.generated().len() >= spec.options.max_tokens {
-                        step = engine.step(g, target)?;
-                    }
-                }
-                if let Step::Finished(out) = step {
-                    if spec.commit {
-                        let fed = spec.prompt.len() - g.remaining_prompt();
-                        if fed > 0 {
-                            self.segments.push(Segment {
-                                tokens: spec.prompt[..fed].to_vec(),
-                                chunk: self.prefill_chunk as u32,
-                            });
-                        }
-                        if !out.tokens.is_empty() {
-                            self.segments.push(Segment {
-                                tokens: out.tokens.clone(),
-                                chunk: 1,
-                            });
-                        }
-                    }
-                    // The last token's text when the engine ended on it without a
-                    // separate token event (end of sequence, stop string).
-                    let tail = (out.tokens.len() > *streamed_tokens)
-                        .then(|| out.text.strip_prefix(streamed.as_str()).map(str::to_owned))
-                        .flatten();
-                    let close = spec.commit && spec.close_chat_turn;
-                    finished_generation = Some((out, tail, close));
-                }
+                let target = fork.as_mut().unwrap_or(cache);
+                let step = engine.step(g, target)?;
+                return self.after_generation_step(engine, cache, step);
             }
         }
-        if let Some((out, tail, close)) = finished_generation {
-            self.phases.pop_front();
-            if let (Some(text), Some(&id)) = (tail, out.tokens.last()) {
-                self.send(GenEvent::Token { id, text });
-            }
-            if close {
-                let eot = engine.tokenizer().inner().token_to_id("<end_of_turn>");
-                let closing = if eot.is_some() && out.tokens.last().copied() == eot {
-                    "\n"
-                } else {
-                    "<end_of_turn>\n"
-                };
-                let tokens = engine.encode(closing)?;
-                if !tokens.is_empty() {
-                    self.phases.push_back(Phase::Prefill {
-                        tokens,
-                        chunk: self.prefill_chunk,
-                        done: 0,
-                        replay: false,
-                    });
-                }
-            }
-            self.output = Some(out);
+        Ok(self.progress())
+    }
+
+    /// The generation and the cache it decodes on, when this job's next step is a
+    /// decode step that can run in a batch with other jobs' (see [`Self::decoded`]).
+    pub fn batch_decode_parts<'a>(
+        &'a mut self,
+        cache: &'a mut ModelCache,
+    ) -> Option<(&'a mut Generation, &'a mut ModelCache)> {
+        if self.abandoned() {
+            return None;
         }
-        Ok(if self.phases.is_empty() {
+        match self.phases.front_mut() {
+            Some(Phase::Generate {
+                generation: Some(g),
+                fork,
+                ..
+            }) if g.is_decoding() => Some((&mut **g, fork.as_mut().unwrap_or(cache))),
+            _ => None,
+        }
+    }
+
+    /// Whether [`Self::batch_decode_parts`] would offer this job to a batch.
+    pub fn can_batch_decode(&self) -> bool {
+        !self.abandoned()
+            && matches!(
+                self.phases.front(),
+                Some(Phase::Generate { generation: Some(g), .. }) if g.is_decoding()
+            )
+    }
+
+    /// Takes in the step a batched decode produced for this job's generation.
+    pub fn decoded(
+        &mut self,
+        engine: &Engine,
+        cache: &mut ModelCache,
+        step: Step,
+    ) -> Result<Progress, EngineError> {
+        self.first_step.get_or_insert_with(Instant::now);
+        self.after_generation_step(engine, cache, step)
+    }
+
+    /// Streams a generated token, and when the generation is over records what it
+    /// added to the cache and queues the chat-turn close.
+    fn after_generation_step(
+        &mut self,
+        engine: &Engine,
+        cache: &mut ModelCache,
+        mut step: Step,
+    ) -> Result<Progress, EngineError> {
+        let Some(Phase::Generate {
+            spec,
+            generation: Some(g),
+            fork,
+            streamed,
+            streamed_tokens,
+        }) = self.phases.front_mut()
+        else {
+            return Err(EngineError::Internal(
+                "a generation step arrived for a job that is not generating".into(),
+            ));
+        };
+        if let Step::Token(ev) = &step {
+            streamed.push_str(&ev.text);
+            *streamed_tokens += 1;
+            if let Some(e) = &self.events {
+                let _ = e.send(GenEvent::Token {
+                    id: ev.id,
+                    text: ev.text.clone(),
+                });
+            }
+            if g.generated().len() >= spec.options.max_tokens {
+                step = engine.step(g, fork.as_mut().unwrap_or(cache))?;
+            }
+        }
+        let Step::Finished(out) = step else {
+            return Ok(Progress::Continue);
+        };
+        if spec.commit {
+            let fed = spec.prompt.len() - g.remaining_prompt();
+            if fed > 0 {
+                self.segments.push(Segment {
+                    tokens: spec.prompt[..fed].to_vec(),
+                    chunk: self.prefill_chunk as u32,
+                });
+            }
+            if !out.tokens.is_empty() {
+                self.segments.push(Segment {
+                    tokens: out.tokens.clone(),
+                    chunk: 1,
+                });
+            }
+        }
+        // The last token's text when the engine ended on it without a separate token
+        // event (end of sequence, stop string).
+        let tail = (out.tokens.len() > *streamed_tokens)
+            .then(|| out.text.strip_prefix(streamed.as_str()).map(str::to_owned))
+            .flatten();
+        let close = spec.commit && spec.close_chat_turn;
+        self.phases.pop_front();
+        if let (Some(text), Some(&id)) = (tail, out.tokens.last()) {
+            self.send(GenEvent::Token { id, text });
+        }
+        if close {
+            let eot = engine.tokenizer().inner().token_to_id("<end_of_turn>");
+            let closing = if eot.is_some() && out.tokens.last().copied() == eot {
+                "\n"
+            } else {
+                "<end_of_turn>\n"
+            };
+            let tokens = engine.encode(closing)?;
+            if !tokens.is_empty() {
+                self.phases.push_back(Phase::Prefill {
+                    tokens,
+                    chunk: self.prefill_chunk,
+                    done: 0,
+                    replay: false,
+                });
+            }
+        }
+        self.output = Some(out);
+        Ok(self.progress())
+    }
+
+    fn progress(&self) -> Progress {
+        if self.phases.is_empty() {
             Progress::Done
         } else {
             Progress::Continue
-        })
+        }
     }
 
     /// Tokens this job added to the cluster's cache so far.

@@ -399,6 +399,7 @@ impl SemKv for SemKvService {
                         StepKind::Decode => proto::StepKind::Decode,
                     } as i32,
                     tokens: s.tokens,
+                    pass: s.pass,
                 })
                 .collect(),
             decode_steps: trace.decode_steps.into_iter().collect(),
