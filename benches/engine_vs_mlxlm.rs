@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+use semkv::engine::batch_cache::BatchCache;
 use semkv::engine::device::DeviceChoice;
 use semkv::engine::generate::{GenerateOptions, Generation, Step};
 use semkv::engine::loader::load_engine;
@@ -129,26 +130,23 @@ fn run_batched_once(engine: &Engine, prompts: &[Vec<u32>], gen: usize) -> (f64, 
             engine.step(g, c).expect("prefill step");
         }
     }
+    // All sequences decode the same number of tokens: one batch from start to end.
+    let mut batch = BatchCache::join(&caches.iter().collect::<Vec<_>>()).expect("join");
     let mut tokens = vec![Vec::new(); prompts.len()];
     let mut start = None;
-    loop {
-        let (ids, mut items): (Vec<usize>, Vec<_>) = gens
-            .iter_mut()
-            .zip(caches.iter_mut())
-            .enumerate()
-            .filter(|(_, (g, _))| g.is_decoding())
-            .unzip();
-        if items.is_empty() {
-            break;
-        }
-        let steps = engine.decode_batch(&mut items).expect("batched decode");
-        for (i, step) in ids.into_iter().zip(steps) {
+    while gens.iter().all(Generation::is_decoding) {
+        let mut members: Vec<&mut Generation> = gens.iter_mut().collect();
+        let steps = engine
+            .decode_batch_cache(&mut members, &mut batch)
+            .expect("batched decode");
+        for (i, step) in steps.into_iter().enumerate() {
             if let Step::Token(t) = step {
                 tokens[i].push(t.id);
             }
         }
         start.get_or_insert_with(Instant::now);
     }
+    mlx_rs::transforms::eval(batch.arrays()).expect("eval");
     let start = start.expect("at least one step");
     (start.elapsed().as_secs_f64(), tokens)
 }

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use mlx_rs::{Array, Dtype};
+use semkv::engine::batch_cache::BatchCache;
 use semkv::engine::cache::ModelCache;
 use semkv::engine::device::DeviceChoice;
 use semkv::engine::generate::{prefill, GenerateOptions, Generation, Step};
@@ -53,8 +54,10 @@ fn solo(e: &Engine, requests: &[(Vec<u32>, GenerateOptions)]) -> Vec<Vec<u32>> {
         .collect()
 }
 
-/// Runs all requests together: each prefills on its own, then every generation that
-/// is decoding advances in one batched step; finished ones leave the batch.
+/// Runs all requests together: each prefills on its own, then the generations that
+/// are decoding advance together in batched steps over one [`BatchCache`], which is
+/// split back into the sequences' caches whenever the set of decoding generations
+/// changes (as the daemon does). Returns the tokens and the batch size of each step.
 fn batched(e: &Engine, requests: &[(Vec<u32>, GenerateOptions)]) -> (Vec<Vec<u32>>, Vec<usize>) {
     let mut gens: Vec<Generation> = requests
         .iter()
@@ -62,26 +65,41 @@ fn batched(e: &Engine, requests: &[(Vec<u32>, GenerateOptions)]) -> (Vec<Vec<u32
         .collect();
     let mut caches: Vec<ModelCache> = requests.iter().map(|_| e.new_cache()).collect();
     let mut outputs: Vec<Option<Vec<u32>>> = vec![None; requests.len()];
+    let mut batch: Option<(Vec<usize>, BatchCache)> = None;
     let mut batch_sizes = Vec::new();
     while outputs.iter().any(Option::is_none) {
-        let mut batch = Vec::new();
-        for (i, (g, c)) in gens.iter_mut().zip(caches.iter_mut()).enumerate() {
-            if outputs[i].is_some() {
-                continue;
-            }
-            if g.is_decoding() {
-                batch.push((i, (g, c)));
-            } else if let Step::Finished(out) = e.step(g, c).unwrap() {
-                outputs[i] = Some(out.tokens);
+        let decoding: Vec<usize> = (0..gens.len())
+            .filter(|&i| outputs[i].is_none() && gens[i].is_decoding())
+            .collect();
+        if batch.as_ref().is_some_and(|(rows, _)| *rows != decoding) {
+            let (rows, cache) = batch.take().unwrap();
+            for (i, row) in rows.into_iter().zip(cache.split().unwrap()) {
+                caches[i] = row;
             }
         }
-        if batch.is_empty() {
+        for i in 0..gens.len() {
+            if outputs[i].is_none() && !decoding.contains(&i) {
+                if let Step::Finished(out) = e.step(&mut gens[i], &mut caches[i]).unwrap() {
+                    outputs[i] = Some(out.tokens);
+                }
+            }
+        }
+        if decoding.is_empty() {
             continue;
         }
-        batch_sizes.push(batch.len());
-        let (ids, mut items): (Vec<usize>, Vec<_>) = batch.into_iter().unzip();
-        let steps = e.decode_batch(&mut items).unwrap();
-        for (i, step) in ids.into_iter().zip(steps) {
+        let (rows, cache) = batch.get_or_insert_with(|| {
+            let members: Vec<&ModelCache> = decoding.iter().map(|&i| &caches[i]).collect();
+            (decoding.clone(), BatchCache::join(&members).unwrap())
+        });
+        let mut members: Vec<&mut Generation> = gens
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| rows.contains(i))
+            .map(|(_, g)| g)
+            .collect();
+        batch_sizes.push(members.len());
+        let steps = e.decode_batch_cache(&mut members, cache).unwrap();
+        for (&i, step) in rows.iter().zip(steps) {
             if let Step::Finished(out) = step {
                 outputs[i] = Some(out.tokens);
             }
@@ -163,10 +181,8 @@ fn batched_logits_match_single_sequence_logits() {
     }
     let mut solo_caches: Vec<ModelCache> = caches.iter().map(ModelCache::fork).collect();
     let tokens = Array::from_slice(&next.map(|t| t as i32), &[3, 1]);
-    let logits = {
-        let mut refs: Vec<&mut ModelCache> = caches.iter_mut().collect();
-        e.model().forward_decode_batch(&tokens, &mut refs).unwrap()
-    };
+    let mut batch = BatchCache::join(&caches.iter().collect::<Vec<_>>()).unwrap();
+    let logits = e.model().forward_decode_batch(&tokens, &mut batch).unwrap();
     assert_eq!(logits.shape(), &[3, e.model().vocab_size() as i32]);
     let logits = to_vec(&logits);
     let vocab = e.model().vocab_size();
@@ -179,6 +195,27 @@ fn batched_logits_match_single_sequence_logits() {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f32::max);
         assert!(diff <= 0.02, "sequence {i}: max logit diff {diff}");
-        assert_eq!(caches[i].len(), prompts[i].len() + 1);
+    }
+    // Split back, every cache holds one more token, and continuing alone from the
+    // split cache gives what continuing from the solo cache gives.
+    for (i, (mut row, solo)) in batch
+        .split()
+        .unwrap()
+        .into_iter()
+        .zip(&mut solo_caches)
+        .enumerate()
+    {
+        assert_eq!(row.len(), prompts[i].len() + 1);
+        let a = to_vec(&prefill(e.model(), &mut row, &[7], 1).unwrap());
+        let b = to_vec(&prefill(e.model(), solo, &[7], 1).unwrap());
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            diff <= 0.02,
+            "sequence {i} after split: max logit diff {diff}"
+        );
     }
 }

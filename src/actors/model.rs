@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::engine::batch_cache::BatchCache;
 use crate::engine::cache::ModelCache;
 use crate::engine::device::DeviceInfo;
-use crate::engine::generate::GenerationOutput;
+use crate::engine::generate::{Generation, GenerationOutput, Step};
 use crate::engine::tokenizer::TextTokenizer;
 use crate::engine::{cache_codec, Engine, EngineError};
 use crate::error::ServiceError;
@@ -168,6 +169,14 @@ pub struct ModelState {
     next_job: JobId,
     clock: u64,
     tick_pending: bool,
+    /// Decode caches of the jobs decoding together, stacked while the set of
+    /// decoding jobs stays the same (their own cache slots hold placeholders).
+    batch: Option<LiveBatch>,
+}
+
+struct LiveBatch {
+    members: Vec<JobId>,
+    cache: BatchCache,
 }
 
 /// Starts the model actor on its own OS thread; the engine is loaded there.
@@ -238,6 +247,7 @@ impl Actor for ModelActor {
             next_job: 0,
             clock: 0,
             tick_pending: false,
+            batch: None,
         })
     }
 
@@ -247,6 +257,13 @@ impl Actor for ModelActor {
         message: ModelMsg,
         state: &mut ModelState,
     ) -> Result<(), ActorProcessingErr> {
+        if !matches!(
+            message,
+            ModelMsg::Tick | ModelMsg::Info { .. } | ModelMsg::Trace { .. }
+        ) {
+            // Everything else may read or change caches: give them back first.
+            state.dissolve_batch();
+        }
         match message {
             ModelMsg::Run(request) => state.submit(*request),
             ModelMsg::Tick => {
@@ -505,6 +522,7 @@ impl ModelState {
     }
 
     fn step_one(&mut self, id: JobId) {
+        self.dissolve_if_member(id);
         let active = self.jobs.get_mut(&id).expect("scheduled job exists");
         let Some(resident) = self.caches.get_mut(&active.job.cluster) else {
             self.fail(id, ServiceError::Internal("cluster cache vanished".into()));
@@ -515,61 +533,157 @@ impl ModelState {
         self.after_step(id, progress);
     }
 
-    /// One decode step for several jobs (distinct clusters) in one forward pass.
+    /// One decode step for several jobs (distinct clusters) in one forward pass, on
+    /// the live batch of exactly these jobs (formed now if needed).
     fn decode_batch(&mut self, ids: Vec<JobId>) {
-        // Take the jobs and their clusters' caches out of the maps, so that all of
-        // them can be borrowed mutably at once; they go back before anything else.
-        let mut taken = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Some(active) = self.jobs.remove(&id) else {
-                continue;
-            };
-            match self.caches.remove(&active.job.cluster) {
-                Some(resident) => taken.push((id, active, resident)),
-                None => {
-                    self.jobs.insert(id, active);
-                    self.fail(id, ServiceError::Internal("cluster cache vanished".into()));
+        if self.batch.as_ref().is_some_and(|b| b.members != ids) {
+            self.dissolve_batch();
+        }
+        if self.batch.is_none() {
+            if let Err(e) = self.join_batch(&ids) {
+                tracing::error!(error = %e, "could not form a decode batch");
+                for id in ids {
+                    self.fail(id, ServiceError::Internal(e.to_string()));
                 }
+                return;
             }
         }
-        let steps = {
-            let expected = taken.len();
-            let mut items: Vec<_> = taken
+        let live = self.batch.as_mut().expect("formed above");
+        let (result, keep) = {
+            let mut by_id: HashMap<JobId, &mut Generation> = self
+                .jobs
                 .iter_mut()
-                .filter_map(|(_, active, resident)| {
-                    active.job.batch_decode_parts(&mut resident.cache)
-                })
+                .filter(|(id, _)| live.members.contains(id))
+                .filter_map(|(id, a)| a.job.generation_mut().map(|g| (*id, g)))
                 .collect();
-            if items.len() == expected {
-                self.engine.decode_batch(&mut items)
+            let mut generations: Vec<&mut Generation> = live
+                .members
+                .iter()
+                .filter_map(|id| by_id.remove(id))
+                .collect();
+            if generations.len() != live.members.len() {
+                (
+                    Err(EngineError::Internal(
+                        "a job of the decode batch stopped generating".into(),
+                    )),
+                    false,
+                )
             } else {
-                Err(EngineError::Internal(
-                    "a job left the decode phase before its batch ran".into(),
-                ))
+                let result = self
+                    .engine
+                    .decode_batch_cache(&mut generations, &mut live.cache);
+                let keep = result.as_ref().is_ok_and(|steps| {
+                    steps.iter().all(|s| matches!(s, Step::Token(_)))
+                        && generations.iter().all(|g| g.is_decoding())
+                });
+                (result, keep)
             }
         };
-        let mut outcomes = Vec::with_capacity(taken.len());
-        match steps {
-            Ok(steps) => {
-                for ((id, mut active, mut resident), step) in taken.into_iter().zip(steps) {
-                    let progress = active.job.decoded(&self.engine, &mut resident.cache, step);
-                    resident.last_used = self.clock;
-                    self.caches.insert(active.job.cluster.clone(), resident);
-                    self.jobs.insert(id, active);
-                    outcomes.push((id, progress));
-                }
-            }
+        let members = live.members.clone();
+        // A member that finished (or will finish in its next step) needs its own
+        // cache back: give every member its cache; the rest re-form next tick.
+        if !keep {
+            self.dissolve_batch();
+        }
+        let steps = match result {
+            Ok(steps) => steps,
             Err(e) => {
                 tracing::error!(error = %e, "batched decode step failed");
-                for (id, active, resident) in taken {
-                    self.caches.insert(active.job.cluster.clone(), resident);
-                    self.jobs.insert(id, active);
-                    outcomes.push((id, Err(EngineError::Internal(e.to_string()))));
+                for id in members {
+                    self.fail(id, ServiceError::Internal(e.to_string()));
                 }
+                return;
             }
+        };
+        let mut outcomes = Vec::with_capacity(members.len());
+        for (id, step) in members.into_iter().zip(steps) {
+            let Some(active) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            let Some(resident) = self.caches.get_mut(&active.job.cluster) else {
+                outcomes.push((
+                    id,
+                    Err(EngineError::Internal("cluster cache vanished".into())),
+                ));
+                continue;
+            };
+            resident.last_used = self.clock;
+            outcomes.push((
+                id,
+                active.job.decoded(&self.engine, &mut resident.cache, step),
+            ));
         }
         for (id, progress) in outcomes {
             self.after_step(id, progress);
+        }
+    }
+
+    /// Moves the decode caches of `ids` into a new live batch.
+    fn join_batch(&mut self, ids: &[JobId]) -> Result<(), String> {
+        let mut taken = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let target = self.jobs.get_mut(&id).and_then(|active| {
+                let resident = self.caches.get_mut(&active.job.cluster)?;
+                active.job.decode_target(&mut resident.cache)
+            });
+            match target {
+                Some(slot) => taken.push(std::mem::replace(slot, ModelCache::new(Vec::new()))),
+                None => break,
+            }
+        }
+        let joined = if taken.len() == ids.len() {
+            BatchCache::join(&taken.iter().collect::<Vec<_>>()).map_err(|e| e.to_string())
+        } else {
+            Err("a job of the batch has no decode cache".into())
+        };
+        match joined {
+            Ok(cache) => {
+                self.batch = Some(LiveBatch {
+                    members: ids.to_vec(),
+                    cache,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.put_back(&ids[..taken.len()], taken);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives every member of the live batch its cache back.
+    fn dissolve_batch(&mut self) {
+        let Some(live) = self.batch.take() else {
+            return;
+        };
+        match live.cache.split() {
+            Ok(rows) => self.put_back(&live.members, rows),
+            Err(e) => {
+                tracing::error!(error = %e, "could not split the decode batch");
+                for id in live.members {
+                    self.fail(id, ServiceError::Internal(e.to_string()));
+                }
+            }
+        }
+    }
+
+    fn put_back(&mut self, ids: &[JobId], caches: Vec<ModelCache>) {
+        for (id, cache) in ids.iter().zip(caches) {
+            let Some(active) = self.jobs.get_mut(id) else {
+                continue;
+            };
+            let Some(resident) = self.caches.get_mut(&active.job.cluster) else {
+                continue;
+            };
+            if let Some(slot) = active.job.decode_target(&mut resident.cache) {
+                *slot = cache;
+            }
+        }
+    }
+
+    fn dissolve_if_member(&mut self, id: JobId) {
+        if self.batch.as_ref().is_some_and(|b| b.members.contains(&id)) {
+            self.dissolve_batch();
         }
     }
 
@@ -587,6 +701,7 @@ impl ModelState {
     /// Ends a job with an error; an in-place job's cache is dropped, since it may be
     /// partway through the operation (the store still has the state before it).
     fn fail(&mut self, id: JobId, error: ServiceError) {
+        self.dissolve_if_member(id);
         self.scheduler.remove(id);
         if let Some(mut active) = self.jobs.remove(&id) {
             if active.job.in_place() || active.job.load.rebuild_reason.is_some() {
@@ -600,6 +715,7 @@ impl ModelState {
     }
 
     fn complete(&mut self, id: JobId) {
+        self.dissolve_if_member(id);
         self.scheduler.remove(id);
         let Some(mut active) = self.jobs.remove(&id) else {
             return;

@@ -237,26 +237,31 @@ impl Job {
         Ok(self.progress())
     }
 
-    /// The generation and the cache it decodes on, when this job's next step is a
-    /// decode step that can run in a batch with other jobs' (see [`Self::decoded`]).
-    pub fn batch_decode_parts<'a>(
-        &'a mut self,
-        cache: &'a mut ModelCache,
-    ) -> Option<(&'a mut Generation, &'a mut ModelCache)> {
-        if self.abandoned() {
-            return None;
-        }
+    /// The generation, while the job is generating.
+    pub fn generation_mut(&mut self) -> Option<&mut Generation> {
         match self.phases.front_mut() {
             Some(Phase::Generate {
                 generation: Some(g),
-                fork,
                 ..
-            }) if g.is_decoding() => Some((&mut **g, fork.as_mut().unwrap_or(cache))),
+            }) => Some(&mut **g),
             _ => None,
         }
     }
 
-    /// Whether [`Self::batch_decode_parts`] would offer this job to a batch.
+    /// The cache the job's generation decodes on, while it is generating: its private
+    /// fork, or `cluster_cache` for a committed generation.
+    pub fn decode_target<'a>(
+        &'a mut self,
+        cluster_cache: &'a mut ModelCache,
+    ) -> Option<&'a mut ModelCache> {
+        match self.phases.front_mut() {
+            Some(Phase::Generate { fork, .. }) => Some(fork.as_mut().unwrap_or(cluster_cache)),
+            _ => None,
+        }
+    }
+
+    /// Whether the job's next step is a decode step that can run in a batch with
+    /// other jobs' (see [`Self::decoded`]).
     pub fn can_batch_decode(&self) -> bool {
         !self.abandoned()
             && matches!(

@@ -1,59 +1,83 @@
 //! Batched decode: one forward pass advances several generations, each on its own
-//! cache of any length, by one token.
+//! sequence, by one token.
 //!
-//! Decoding one token is bound by reading the weights; a batch reads them once for
-//! every sequence in it. The projections and MLPs run on the stacked `[B, 1, hidden]`
-//! activations; attention runs per sequence over that sequence's own cache (see
-//! [`Gemma3::forward_decode_batch`]), so caches are never copied, padded or masked,
-//! and sliding-window rings and global caches keep their single-sequence layout.
-//! Each generation keeps its own sampler, stop rules and pipelining.
+//! Decoding one token is bound by per-operation overhead and by reading the weights;
+//! a batch pays both once for all its sequences. The sequences' caches are stacked in
+//! a [`BatchCache`] (each row in its single-sequence layout, so a row's attention
+//! equals its solo attention), and every operation of the step — projections, RoPE
+//! at each row's own position, cache writes, attention, MLP — runs once for the whole
+//! batch. Each generation keeps its own sampler, stop rules and pipelining.
 
 use mlx_rs::ops::concatenate;
 use mlx_rs::ops::indexing::TryIndexOp;
 
+use super::batch_cache::BatchCache;
 use super::cache::ModelCache;
 use super::gemma3::Gemma3;
 use super::generate::{Generation, Step};
 use super::tokenizer::TextTokenizer;
 use super::EngineError;
 
-/// Advances every generation in `items` by one decoded token in one forward pass.
-/// Each must be [`Generation::is_decoding`]; the steps come back in order.
+/// Advances every generation by one decoded token in one forward pass over `cache`,
+/// whose row `i` is generation `i`'s sequence. Each must be
+/// [`Generation::is_decoding`]; the steps come back in order.
 pub fn decode_step(
     model: &Gemma3,
     tokenizer: &TextTokenizer,
-    items: &mut [(&mut Generation, &mut ModelCache)],
+    generations: &mut [&mut Generation],
+    cache: &mut BatchCache,
 ) -> Result<Vec<Step>, EngineError> {
-    if let Some(i) = items.iter().position(|(g, _)| !g.is_decoding()) {
+    if generations.len() != cache.rows() {
+        return Err(EngineError::InvalidInput(format!(
+            "batched decode: {} generations for {} cache rows",
+            generations.len(),
+            cache.rows()
+        )));
+    }
+    if let Some(i) = generations.iter().position(|g| !g.is_decoding()) {
         return Err(EngineError::InvalidInput(format!(
             "batched decode: generation {i} is not at a decode step"
         )));
     }
-    if items.is_empty() {
-        return Ok(Vec::new());
-    }
-    let fed = items
+    let fed = generations
         .iter_mut()
-        .map(|(g, _)| g.take_next())
+        .map(|g| g.take_next())
         .collect::<Result<Vec<_>, _>>()?;
     let inputs = fed
         .iter()
         .map(|f| f.input())
         .collect::<Result<Vec<_>, _>>()?;
-    let tokens = concatenate(&inputs, 0)?;
-    let logits = {
-        let mut caches: Vec<&mut ModelCache> = items.iter_mut().map(|(_, c)| &mut **c).collect();
-        model.forward_decode_batch(&tokens, &mut caches)?
-    };
-    let mut queued = Vec::with_capacity(items.len());
-    for (i, (g, _)) in items.iter_mut().enumerate() {
+    let logits = model.forward_decode_batch(&concatenate(&inputs, 0)?, cache)?;
+    let mut queued = Vec::with_capacity(generations.len());
+    for (i, g) in generations.iter_mut().enumerate() {
         let i = i as i32;
         queued.push(g.queue_next(&logits.try_index(i..i + 1)?)?);
     }
+    queued.extend(cache.arrays().cloned());
     mlx_rs::transforms::async_eval(queued.iter())?;
-    items
+    generations
         .iter_mut()
         .zip(&fed)
-        .map(|((g, cache), fed)| g.accept(tokenizer, cache, fed))
+        .map(|(g, fed)| g.accept(tokenizer, fed))
         .collect()
+}
+
+/// One batched decode step over generations that each own a [`ModelCache`]: stacks
+/// the caches, steps, and gives every cache back extended by one token. Convenient
+/// for one step; to decode many steps, keep a [`BatchCache`] and use [`decode_step`].
+pub fn decode_step_on_caches(
+    model: &Gemma3,
+    tokenizer: &TextTokenizer,
+    items: &mut [(&mut Generation, &mut ModelCache)],
+) -> Result<Vec<Step>, EngineError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut batch = BatchCache::join(&items.iter().map(|(_, c)| &**c).collect::<Vec<_>>())?;
+    let mut generations: Vec<&mut Generation> = items.iter_mut().map(|(g, _)| &mut **g).collect();
+    let steps = decode_step(model, tokenizer, &mut generations, &mut batch)?;
+    for ((_, cache), row) in items.iter_mut().zip(batch.split()?) {
+        **cache = row;
+    }
+    Ok(steps)
 }

@@ -6,10 +6,10 @@ use mlx_rs::error::Exception;
 use mlx_rs::fast::{
     rms_norm, rope, rope_dynamic, scaled_dot_product_attention, ScaledDotProductAttentionMask,
 };
-use mlx_rs::ops::concatenate;
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{Array, Dtype};
 
+use super::batch_cache::{BatchCache, StepPlan};
 use super::cache::{
     AttentionInputs, AttentionMask, FullCache, LayerCache, ModelCache, RotatingCache,
 };
@@ -87,15 +87,14 @@ impl Attention {
         self.output(&out)
     }
 
-    /// One decode token for each of `B` sequences (`x`: `[B, 1, hidden]`), each with
-    /// its own cache and position (`offsets`: `[B]` int32). Projections run as one
-    /// batch; attention runs per sequence over that sequence's cache, so no cache is
-    /// copied or padded.
+    /// One decode token for each of the `B` sequences of `cache` (`x`: `[B, 1,
+    /// hidden]`): every operation runs once for the whole batch.
     fn forward_decode_batch(
         &self,
         x: &Array,
-        caches: &mut [&mut LayerCache],
-        offsets: &Array,
+        cache: &mut BatchCache,
+        layer: usize,
+        plan: &StepPlan,
     ) -> Result<Array, Exception> {
         let (q, k, v) = self.project(x)?;
         let rope_all = |a: &Array| {
@@ -105,19 +104,18 @@ impl Attention {
                 false,
                 self.rope_base,
                 self.rope_scale,
-                offsets,
+                &plan.offsets,
                 None,
             )
         };
         let (q, k) = (rope_all(&q)?, rope_all(&k)?);
-        let mut outs = Vec::with_capacity(caches.len());
-        for (i, cache) in caches.iter_mut().enumerate() {
-            let i = i as i32;
-            let row = |a: &Array| a.try_index(i..i + 1);
-            let inputs = cache.update(&row(&k)?, &row(&v)?)?;
-            outs.push(self.attend(&row(&q)?, &inputs)?);
-        }
-        self.output(&concatenate(&outs, 0)?)
+        let (keys, values, mask) = cache.update(layer, plan, &k, &v)?;
+        let inputs = AttentionInputs {
+            keys,
+            values,
+            mask: mask.map_or(AttentionMask::None, AttentionMask::Array),
+        };
+        self.output(&self.attend(&q, &inputs)?)
     }
 
     fn attend(&self, q: &Array, inputs: &AttentionInputs) -> Result<Array, Exception> {
@@ -189,13 +187,15 @@ impl Block {
     fn forward_decode_batch(
         &self,
         x: &Array,
-        caches: &mut [&mut LayerCache],
-        offsets: &Array,
+        cache: &mut BatchCache,
+        layer: usize,
+        plan: &StepPlan,
     ) -> Result<Array, Exception> {
         let r = self.attention.forward_decode_batch(
             &rms_norm(x, Some(&self.input_norm), self.eps)?,
-            caches,
-            offsets,
+            cache,
+            layer,
+            plan,
         )?;
         let h = x.add(rms_norm(&r, Some(&self.post_attention_norm), self.eps)?)?;
         self.feed_forward(&h)
@@ -367,30 +367,27 @@ impl Gemma3 {
         h.multiply(scale)
     }
 
-    /// One decode step for several sequences at once: `tokens` is `[B, 1]` int32, the
-    /// next token of each sequence, and `caches[i]` is sequence `i`'s cache (any
-    /// lengths). Returns logits `[B, vocab]` (lazy) and extends every cache by one.
+    /// One decode step for the sequences of a [`BatchCache`]: `tokens` is `[B, 1]`
+    /// int32, the next token of each row. Returns logits `[B, vocab]` (lazy) and
+    /// extends every row by one token.
     pub fn forward_decode_batch(
         &self,
         tokens: &Array,
-        caches: &mut [&mut ModelCache],
+        cache: &mut BatchCache,
     ) -> Result<Array, Exception> {
-        if tokens.dim(0) as usize != caches.len() || tokens.dim(1) != 1 {
+        if tokens.dim(0) as usize != cache.rows() || tokens.dim(1) != 1 {
             return Err(Exception::custom(format!(
                 "batched decode needs [{}, 1] tokens, got {:?}",
-                caches.len(),
+                cache.rows(),
                 tokens.shape()
             )));
         }
-        // Every layer of a cache has seen the same tokens: one position per sequence.
-        let offsets: Vec<i32> = caches.iter().map(|c| c.len() as i32).collect();
-        let offsets = Array::from_slice(&offsets, &[offsets.len() as i32]);
+        let plan = cache.plan_step()?;
         let mut h = self.embed(tokens)?;
         for (layer, block) in self.layers.iter().enumerate() {
-            let mut layer_caches: Vec<&mut LayerCache> =
-                caches.iter_mut().map(|c| &mut c.layers[layer]).collect();
-            h = block.forward_decode_batch(&h, &mut layer_caches, &offsets)?;
+            h = block.forward_decode_batch(&h, cache, layer, &plan)?;
         }
+        cache.advance();
         let h = rms_norm(&h, Some(&self.norm), self.config.rms_norm_eps)?;
         let last = h.try_index((.., -1, ..))?;
         self.embed_tokens.forward(&last)

@@ -278,7 +278,8 @@ impl Generation {
             ));
         }
         if self.cancelled {
-            return self.finish(cache, FinishReason::Cancelled);
+            cache.eval()?;
+            return Ok(self.finish(FinishReason::Cancelled));
         }
         if self.prefilled < self.prompt.len() {
             let end = (self.prefilled + self.options.prefill_chunk.max(1)).min(self.prompt.len());
@@ -294,13 +295,18 @@ impl Generation {
             return Ok(Step::Prefilled(n));
         }
         if self.out.len() >= self.options.max_tokens {
-            return self.finish(cache, FinishReason::Length);
+            cache.eval()?;
+            return Ok(self.finish(FinishReason::Length));
         }
         let fed = self.take_next()?;
         let logits = model.forward_last(&fed.input()?, cache)?;
         let queued = self.queue_next(&logits)?;
         mlx_rs::transforms::async_eval([&queued])?;
-        self.accept(tokenizer, cache, &fed)
+        let step = self.accept(tokenizer, &fed)?;
+        if matches!(step, Step::Finished(_)) {
+            cache.eval()?;
+        }
+        Ok(step)
     }
 
     /// The token this decode step feeds: the pending device token (greedy) or one
@@ -334,7 +340,6 @@ impl Generation {
     pub(super) fn accept(
         &mut self,
         tokenizer: &TextTokenizer,
-        cache: &mut ModelCache,
         fed: &Fed,
     ) -> Result<Step, EngineError> {
         let token = fed.id()?;
@@ -347,7 +352,7 @@ impl Generation {
         let delta = self.decoder.update(tokenizer, &self.out)?;
         self.text = self.decoder.text().to_owned();
         if self.options.stop_at_eos && tokenizer.stop_ids.contains(&token) {
-            return self.finish(cache, FinishReason::Eos);
+            return Ok(self.finish(FinishReason::Eos));
         }
         if let Some(cut) = self
             .options
@@ -357,7 +362,7 @@ impl Generation {
             .min()
         {
             self.text.truncate(cut);
-            return self.finish(cache, FinishReason::StopString);
+            return Ok(self.finish(FinishReason::StopString));
         }
         Ok(Step::Token(TokenEvent {
             id: token,
@@ -365,16 +370,11 @@ impl Generation {
         }))
     }
 
-    fn finish(
-        &mut self,
-        cache: &mut ModelCache,
-        reason: FinishReason,
-    ) -> Result<Step, EngineError> {
+    fn finish(&mut self, reason: FinishReason) -> Step {
         self.finished = true;
         self.pending = None;
         self.logits = None;
-        cache.eval()?;
-        Ok(Step::Finished(GenerationOutput {
+        Step::Finished(GenerationOutput {
             tokens: std::mem::take(&mut self.out),
             text: std::mem::take(&mut self.text),
             finish_reason: reason,
@@ -386,7 +386,7 @@ impl Generation {
             } else {
                 self.decode_started.elapsed()
             },
-        }))
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 //! ([`cache::ModelCache`]) that callers own, fork and serialize with [`cache_codec`].
 
 pub mod batch;
+pub mod batch_cache;
 pub mod cache;
 pub mod cache_codec;
 pub mod chat;
@@ -170,7 +171,17 @@ impl Engine {
         &self,
         items: &mut [(&mut generate::Generation, &mut ModelCache)],
     ) -> Result<Vec<generate::Step>, EngineError> {
-        batch::decode_step(&self.model, &self.tokenizer, items)
+        batch::decode_step_on_caches(&self.model, &self.tokenizer, items)
+    }
+
+    /// Advances the generations whose sequences are the rows of `cache` by one token
+    /// in one forward pass (see [`batch`]).
+    pub fn decode_batch_cache(
+        &self,
+        generations: &mut [&mut generate::Generation],
+        cache: &mut batch_cache::BatchCache,
+    ) -> Result<Vec<generate::Step>, EngineError> {
+        batch::decode_step(&self.model, &self.tokenizer, generations, cache)
     }
 
     /// Serializes a cache bound to this model.
