@@ -8,6 +8,7 @@
 //! model = "/models/gemma-3-270m-it"
 //! max_cache_bytes = "2GiB"
 //! queue_depth = 64
+//! max_batch = 16
 //! log_format = "json"
 //! ```
 
@@ -297,6 +298,19 @@ mod tests {
         assert_eq!(c.max_cache_bytes, 1024);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 50051)));
+        assert_eq!(c.max_batch, 16);
+        std::fs::write(&path, "model = \"m\"\nmax_batch = 4\n").unwrap();
+        let c = DaemonConfig::from_args(["semkvd", "--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(c.max_batch, 4);
+        let e = DaemonConfig::from_args([
+            "semkvd",
+            "--config",
+            path.to_str().unwrap(),
+            "--max-batch",
+            "0",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("max_batch"), "{e}");
         std::fs::write(&path, "modle = \"typo\"\n").unwrap();
         let e = DaemonConfig::from_args(["semkvd", "--config", path.to_str().unwrap()]);
         assert!(matches!(e, Err(ConfigError::Parse { .. })));

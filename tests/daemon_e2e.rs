@@ -88,6 +88,97 @@ async fn three_concurrent_clusters_equal_solo_runs() {
     }
 }
 
+/// Clusters decoding in one batch: a client that goes away mid-batch, and a committed
+/// generation that finishes early, leave the others' tokens and caches exactly as if
+/// each had run alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_members_leaving_early_do_not_disturb_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let mut c = daemon.client().await;
+    setup_three(&mut c).await;
+    for id in ["alpha", "gamma"] {
+        c.fork_cluster(proto::ForkClusterRequest {
+            source_cluster_id: id.into(),
+            new_cluster_id: format!("{id}-solo"),
+            labels: Default::default(),
+        })
+        .await
+        .unwrap();
+    }
+    let alpha_solo = generate(&mut c, greedy("alpha-solo", 48, false))
+        .await
+        .unwrap()
+        .1;
+    let gamma_solo = generate(&mut c, greedy("gamma-solo", 12, true))
+        .await
+        .unwrap()
+        .1;
+
+    // beta's client reads two tokens and hangs up; gamma commits 12 tokens and leaves
+    // the batch; alpha decodes 48 through both departures.
+    let mut beta = c
+        .generate(greedy("beta", 400, false))
+        .await
+        .unwrap()
+        .into_inner();
+    let alpha = {
+        let mut c = c.clone();
+        tokio::spawn(async move {
+            generate(&mut c, greedy("alpha", 48, false))
+                .await
+                .unwrap()
+                .1
+        })
+    };
+    let gamma = {
+        let mut c = c.clone();
+        tokio::spawn(async move { generate(&mut c, greedy("gamma", 12, true)).await.unwrap().1 })
+    };
+    beta.message().await.unwrap().expect("a token");
+    beta.message().await.unwrap().expect("a token");
+    drop(beta);
+    let (alpha, gamma) = (alpha.await.unwrap(), gamma.await.unwrap());
+    assert_eq!(
+        alpha.tokens, alpha_solo.tokens,
+        "alpha changed by the batch"
+    );
+    assert_eq!(
+        gamma.tokens, gamma_solo.tokens,
+        "gamma changed by the batch"
+    );
+    assert_eq!(gamma.total_tokens, gamma_solo.total_tokens);
+
+    let trace = c
+        .get_scheduler_trace(proto::GetSchedulerTraceRequest { limit: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut passes: std::collections::HashMap<u64, usize> = Default::default();
+    for s in &trace.steps {
+        if s.kind == proto::StepKind::Decode as i32 && s.cluster_id != "alpha-solo" {
+            *passes.entry(s.pass).or_default() += 1;
+        }
+    }
+    assert!(passes.values().any(|&n| n >= 2), "nothing was batched");
+
+    // The committed cache continues exactly like its solo twin, and beta still works.
+    let a = generate(&mut c, greedy("gamma", 16, false))
+        .await
+        .unwrap()
+        .1;
+    let b = generate(&mut c, greedy("gamma-solo", 16, false))
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(
+        a.tokens, b.tokens,
+        "gamma's committed cache differs from its solo twin"
+    );
+    let (_, beta) = generate(&mut c, greedy("beta", 8, false)).await.unwrap();
+    assert_eq!(beta.tokens.len(), 8);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_to_one_cluster_never_affect_another() {
     let dir = tempfile::tempdir().unwrap();
