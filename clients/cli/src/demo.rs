@@ -271,6 +271,7 @@ async fn batch<C: ClusterClient>(
         keep_clusters: false,
         resume: opts.resume,
         progress: opts.progress,
+        ..RunConfig::default()
     };
     eprintln!(
         "running {} example(s) x 4 conditions x 3 outputs on {model} ({} tokens per output, seed {})",

@@ -327,6 +327,10 @@ struct RunArgs {
     /// Keep the context clusters after use (forks are always deleted).
     #[arg(long)]
     keep_clusters: bool,
+    /// (example, condition) pairs run at once: the daemon decodes their outputs
+    /// together in batched forward passes (each output's tokens are unchanged).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    concurrency: u32,
     /// Also write the report into this directory when the batch completes.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
@@ -625,6 +629,7 @@ async fn run_cmd<C: ClusterClient>(
         keep_clusters: r.keep_clusters,
         resume: r.resume,
         progress: !r.no_progress && !json,
+        concurrency: r.concurrency as usize,
     };
     let summary = match runner::run_batch(client, &examples, &cfg, &r.out).await {
         Ok(s) => s,

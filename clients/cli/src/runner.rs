@@ -18,8 +18,10 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::client::{
@@ -50,6 +52,9 @@ pub struct RunConfig {
     pub resume: bool,
     /// Draw progress bars on stderr (when it is a terminal).
     pub progress: bool,
+    /// (example, condition) pairs run at once; the daemon decodes their outputs in
+    /// one batch, and each output's tokens are the same as when run alone.
+    pub concurrency: usize,
 }
 
 impl Default for RunConfig {
@@ -63,6 +68,7 @@ impl Default for RunConfig {
             keep_clusters: false,
             resume: false,
             progress: true,
+            concurrency: 4,
         }
     }
 }
@@ -319,7 +325,7 @@ pub async fn run_batch<C: ClusterClient>(
     results: &Path,
 ) -> Result<BatchSummary, RunError> {
     let started = Instant::now();
-    let mut done = ResultsIndex::read(results)?;
+    let done = ResultsIndex::read(results)?;
     if !done.is_empty() {
         if !cfg.resume {
             return Err(RunError::ResultsExist(results.to_path_buf()));
@@ -335,7 +341,7 @@ pub async fn run_batch<C: ClusterClient>(
     let items = schedule(examples, &cfg.conditions, &done);
     let total = examples.len() * cfg.conditions.len() * Output::ALL.len();
     let todo = pending_outputs(&items);
-    let mut writer = ResultsWriter::open(results)?;
+    let writer = ResultsWriter::open(results)?;
     let model = match items.first() {
         Some(first) => {
             client
@@ -360,19 +366,25 @@ pub async fn run_batch<C: ClusterClient>(
         total: todo,
         started,
     };
+    let shared = Mutex::new(Shared { done, writer });
+    let runs = futures::stream::iter(&items)
+        .map(|item| {
+            let run = PairRun {
+                client,
+                example: &examples[item.example],
+                condition: item.condition,
+                cfg,
+                model: &model,
+                bar: &bar,
+                progress: &progress,
+            };
+            let shared = &shared;
+            async move { run.execute(&item.pending, shared).await }
+        })
+        .buffer_unordered(cfg.concurrency.max(1));
+    futures::pin_mut!(runs);
     let mut generated = 0;
-    for item in &items {
-        let example = &examples[item.example];
-        let run = PairRun {
-            client,
-            example,
-            condition: item.condition,
-            cfg,
-            model: &model,
-            bar: &bar,
-            progress: &progress,
-        };
-        let result = run.execute(&item.pending, &mut done, &mut writer).await;
+    while let Some(result) = runs.next().await {
         match result {
             Ok(n) => generated += n,
             Err(e) => {
@@ -407,6 +419,12 @@ fn progress_bar(len: u64, visible: bool) -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// What the pairs running at once share: the records so far and the results file.
+struct Shared {
+    done: ResultsIndex,
+    writer: ResultsWriter,
 }
 
 /// One (example, condition) pair being executed.
@@ -481,24 +499,23 @@ impl<C: ClusterClient> PairRun<'_, C> {
     }
 
     /// Generates `pending`, appending each record; returns how many were generated.
-    async fn execute(
-        &self,
-        pending: &[Output],
-        done: &mut ResultsIndex,
-        writer: &mut ResultsWriter,
-    ) -> Result<usize, RunError> {
+    async fn execute(&self, pending: &[Output], shared: &Mutex<Shared>) -> Result<usize, RunError> {
         let plan = conditions::plan(self.example, self.condition, self.cfg.format);
-        let mut texts = recorded_texts(done, &self.example.id, self.condition);
+        let mut texts = {
+            let shared = shared.lock().expect("results lock");
+            recorded_texts(&shared.done, &self.example.id, self.condition)
+        };
         let mut generated = 0;
         for step in steps(&plan, pending) {
             match step {
                 Step::Build(context) => self.build(&plan, &context, &texts).await?,
                 Step::Generate { output, context } => {
                     let record = self.generate(&plan, output, &context).await?;
-                    writer.append(&record)?;
                     texts.insert(output, record.text.clone());
                     self.progress.output_done(&record);
-                    done.insert(record);
+                    let mut shared = shared.lock().expect("results lock");
+                    shared.writer.append(&record)?;
+                    shared.done.insert(record);
                     generated += 1;
                 }
                 Step::Drop(context) if !self.cfg.keep_clusters => {
