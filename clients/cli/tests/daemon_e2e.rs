@@ -239,6 +239,35 @@ fn experiment_runs_end_to_end_on_one_example_in_all_conditions() {
     // Contexts and forks were deleted.
     assert!(clusters_with_prefix(&daemon.addr, "exp-").is_empty());
 
+    // The pairs ran 4 at a time (the default) with batched decode; one at a time,
+    // every output is the same text.
+    let one_by_one = tmp.path().join("sequential.jsonl");
+    ok(&semkv(
+        &daemon.addr,
+        &[
+            "experiment",
+            "run",
+            example_file().to_str().unwrap(),
+            "--out",
+            one_by_one.to_str().unwrap(),
+            "--max-tokens",
+            "8",
+            "--seed",
+            "7",
+            "--concurrency",
+            "1",
+            "--cluster-prefix",
+            "seq",
+            "--no-progress",
+        ],
+    ));
+    let texts = |recs: &[serde_json::Value]| -> std::collections::BTreeMap<_, String> {
+        recs.iter()
+            .map(|r| (key(r), r["text"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    assert_eq!(texts(&records(&one_by_one)), texts(&recs));
+
     // The same batch again without --resume is refused; with it, nothing is redone.
     let again = semkv(
         &daemon.addr,
