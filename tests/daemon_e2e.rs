@@ -43,18 +43,12 @@ async fn three_concurrent_clusters_equal_solo_runs() {
         assert!(s.reused_tokens > 0 && !s.committed);
     }
     // They decoded in shared forward passes: some pass holds all three clusters.
-    let trace = c
-        .get_scheduler_trace(proto::GetSchedulerTraceRequest { limit: 0 })
+    let widest = decode_passes(&mut c)
         .await
-        .unwrap()
-        .into_inner();
-    let mut passes: std::collections::HashMap<u64, Vec<&str>> = Default::default();
-    for s in &trace.steps {
-        if s.kind == proto::StepKind::Decode as i32 {
-            passes.entry(s.pass).or_default().push(&s.cluster_id);
-        }
-    }
-    let widest = passes.values().map(Vec::len).max().unwrap();
+        .values()
+        .map(Vec::len)
+        .max()
+        .unwrap();
     assert_eq!(widest, 3, "no batched pass of all three clusters");
     // Committed generations, concurrently, also equal their solo counterparts: a fork
     // of each cluster, committed alone, gives the reference.
@@ -106,14 +100,8 @@ async fn batch_members_leaving_early_do_not_disturb_the_rest() {
         .await
         .unwrap();
     }
-    let alpha_solo = generate(&mut c, greedy("alpha-solo", 48, false))
-        .await
-        .unwrap()
-        .1;
-    let gamma_solo = generate(&mut c, greedy("gamma-solo", 12, true))
-        .await
-        .unwrap()
-        .1;
+    let alpha_solo = summary(&mut c, greedy("alpha-solo", 48, false)).await;
+    let gamma_solo = summary(&mut c, greedy("gamma-solo", 12, true)).await;
 
     // beta's client reads two tokens and hangs up; gamma commits 12 tokens and leaves
     // the batch; alpha decodes 48 through both departures.
@@ -124,16 +112,11 @@ async fn batch_members_leaving_early_do_not_disturb_the_rest() {
         .into_inner();
     let alpha = {
         let mut c = c.clone();
-        tokio::spawn(async move {
-            generate(&mut c, greedy("alpha", 48, false))
-                .await
-                .unwrap()
-                .1
-        })
+        tokio::spawn(async move { summary(&mut c, greedy("alpha", 48, false)).await })
     };
     let gamma = {
         let mut c = c.clone();
-        tokio::spawn(async move { generate(&mut c, greedy("gamma", 12, true)).await.unwrap().1 })
+        tokio::spawn(async move { summary(&mut c, greedy("gamma", 12, true)).await })
     };
     beta.message().await.unwrap().expect("a token");
     beta.message().await.unwrap().expect("a token");
@@ -149,28 +132,12 @@ async fn batch_members_leaving_early_do_not_disturb_the_rest() {
     );
     assert_eq!(gamma.total_tokens, gamma_solo.total_tokens);
 
-    let trace = c
-        .get_scheduler_trace(proto::GetSchedulerTraceRequest { limit: 0 })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut passes: std::collections::HashMap<u64, usize> = Default::default();
-    for s in &trace.steps {
-        if s.kind == proto::StepKind::Decode as i32 && s.cluster_id != "alpha-solo" {
-            *passes.entry(s.pass).or_default() += 1;
-        }
-    }
-    assert!(passes.values().any(|&n| n >= 2), "nothing was batched");
+    let passes = decode_passes(&mut c).await;
+    assert!(passes.values().any(|p| p.len() >= 2), "nothing was batched");
 
     // The committed cache continues exactly like its solo twin, and beta still works.
-    let a = generate(&mut c, greedy("gamma", 16, false))
-        .await
-        .unwrap()
-        .1;
-    let b = generate(&mut c, greedy("gamma-solo", 16, false))
-        .await
-        .unwrap()
-        .1;
+    let a = summary(&mut c, greedy("gamma", 16, false)).await;
+    let b = summary(&mut c, greedy("gamma-solo", 16, false)).await;
     assert_eq!(
         a.tokens, b.tokens,
         "gamma's committed cache differs from its solo twin"

@@ -148,6 +148,27 @@ pub async fn generate(
     Err(tonic::Status::internal("stream ended without a summary"))
 }
 
+/// Runs a generation to the end and returns its summary.
+pub async fn summary(c: &mut Client, request: proto::GenerateRequest) -> proto::GenerateSummary {
+    generate(c, request).await.expect("generate").1
+}
+
+/// The clusters of each forward pass that decoded, from the scheduler's trace.
+pub async fn decode_passes(c: &mut Client) -> std::collections::HashMap<u64, Vec<String>> {
+    let trace = c
+        .get_scheduler_trace(proto::GetSchedulerTraceRequest { limit: 0 })
+        .await
+        .expect("trace")
+        .into_inner();
+    let mut passes: std::collections::HashMap<u64, Vec<String>> = Default::default();
+    for s in trace.steps {
+        if s.kind == proto::StepKind::Decode as i32 {
+            passes.entry(s.pass).or_default().push(s.cluster_id);
+        }
+    }
+    passes
+}
+
 /// Some text of roughly `words` words, different per `salt`.
 pub fn text(words: usize, salt: u64) -> String {
     const WORDS: [&str; 16] = [
