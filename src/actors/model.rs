@@ -2,8 +2,9 @@
 //!
 //! It owns the [`Engine`], every in-memory cluster cache (MLX arrays stay on this
 //! actor's thread) and the fair [`Scheduler`]. Work arrives as [`ModelMsg::Run`]; the
-//! actor advances one job by one step per [`ModelMsg::Tick`] it sends itself, so new
-//! requests, cancellations and evictions are handled between any two steps.
+//! actor advances the scheduled job(s) by one step per [`ModelMsg::Tick`] it sends
+//! itself, so new requests, cancellations and evictions are handled between any two
+//! steps. Decode steps of several clusters run as one batched pass (`model/batching.rs`).
 //!
 //! ractor runs actors as tokio tasks, which may move between worker threads; MLX
 //! evaluation is not safe from several threads, so [`spawn`] gives this actor its own
@@ -16,10 +17,9 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::engine::batch_cache::BatchCache;
 use crate::engine::cache::ModelCache;
 use crate::engine::device::DeviceInfo;
-use crate::engine::generate::{Generation, GenerationOutput, Step};
+use crate::engine::generate::GenerationOutput;
 use crate::engine::tokenizer::TextTokenizer;
 use crate::engine::{cache_codec, Engine, EngineError};
 use crate::error::ServiceError;
@@ -27,6 +27,8 @@ use crate::scheduler::{JobId, Scheduler, SchedulerConfig, StepRecord};
 use crate::store::{KvWrite, Segment, StoredCache};
 
 use super::work::{Job, Op, Progress};
+
+mod batching;
 use super::{GenEvent, LoadReport, SharedStatus};
 
 /// Loads the engine on the model thread.
@@ -171,12 +173,7 @@ pub struct ModelState {
     tick_pending: bool,
     /// Decode caches of the jobs decoding together, stacked while the set of
     /// decoding jobs stays the same (their own cache slots hold placeholders).
-    batch: Option<LiveBatch>,
-}
-
-struct LiveBatch {
-    members: Vec<JobId>,
-    cache: BatchCache,
+    batch: Option<batching::LiveBatch>,
 }
 
 /// Starts the model actor on its own OS thread; the engine is loaded there.
@@ -531,160 +528,6 @@ impl ModelState {
         resident.last_used = self.clock;
         let progress = active.job.step(&self.engine, &mut resident.cache);
         self.after_step(id, progress);
-    }
-
-    /// One decode step for several jobs (distinct clusters) in one forward pass, on
-    /// the live batch of exactly these jobs (formed now if needed).
-    fn decode_batch(&mut self, ids: Vec<JobId>) {
-        if self.batch.as_ref().is_some_and(|b| b.members != ids) {
-            self.dissolve_batch();
-        }
-        if self.batch.is_none() {
-            if let Err(e) = self.join_batch(&ids) {
-                tracing::error!(error = %e, "could not form a decode batch");
-                for id in ids {
-                    self.fail(id, ServiceError::Internal(e.to_string()));
-                }
-                return;
-            }
-        }
-        let live = self.batch.as_mut().expect("formed above");
-        let (result, keep) = {
-            let mut by_id: HashMap<JobId, &mut Generation> = self
-                .jobs
-                .iter_mut()
-                .filter(|(id, _)| live.members.contains(id))
-                .filter_map(|(id, a)| a.job.generation_mut().map(|g| (*id, g)))
-                .collect();
-            let mut generations: Vec<&mut Generation> = live
-                .members
-                .iter()
-                .filter_map(|id| by_id.remove(id))
-                .collect();
-            if generations.len() != live.members.len() {
-                (
-                    Err(EngineError::Internal(
-                        "a job of the decode batch stopped generating".into(),
-                    )),
-                    false,
-                )
-            } else {
-                let result = self
-                    .engine
-                    .decode_batch_cache(&mut generations, &mut live.cache);
-                let keep = result.as_ref().is_ok_and(|steps| {
-                    steps.iter().all(|s| matches!(s, Step::Token(_)))
-                        && generations.iter().all(|g| g.is_decoding())
-                });
-                (result, keep)
-            }
-        };
-        let members = live.members.clone();
-        // A member that finished (or will finish in its next step) needs its own
-        // cache back: give every member its cache; the rest re-form next tick.
-        if !keep {
-            self.dissolve_batch();
-        }
-        let steps = match result {
-            Ok(steps) => steps,
-            Err(e) => {
-                tracing::error!(error = %e, "batched decode step failed");
-                for id in members {
-                    self.fail(id, ServiceError::Internal(e.to_string()));
-                }
-                return;
-            }
-        };
-        let mut outcomes = Vec::with_capacity(members.len());
-        for (id, step) in members.into_iter().zip(steps) {
-            let Some(active) = self.jobs.get_mut(&id) else {
-                continue;
-            };
-            let Some(resident) = self.caches.get_mut(&active.job.cluster) else {
-                outcomes.push((
-                    id,
-                    Err(EngineError::Internal("cluster cache vanished".into())),
-                ));
-                continue;
-            };
-            resident.last_used = self.clock;
-            outcomes.push((
-                id,
-                active.job.decoded(&self.engine, &mut resident.cache, step),
-            ));
-        }
-        for (id, progress) in outcomes {
-            self.after_step(id, progress);
-        }
-    }
-
-    /// Moves the decode caches of `ids` into a new live batch.
-    fn join_batch(&mut self, ids: &[JobId]) -> Result<(), String> {
-        let mut taken = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let target = self.jobs.get_mut(&id).and_then(|active| {
-                let resident = self.caches.get_mut(&active.job.cluster)?;
-                active.job.decode_target(&mut resident.cache)
-            });
-            match target {
-                Some(slot) => taken.push(std::mem::replace(slot, ModelCache::new(Vec::new()))),
-                None => break,
-            }
-        }
-        let joined = if taken.len() == ids.len() {
-            BatchCache::join(&taken.iter().collect::<Vec<_>>()).map_err(|e| e.to_string())
-        } else {
-            Err("a job of the batch has no decode cache".into())
-        };
-        match joined {
-            Ok(cache) => {
-                self.batch = Some(LiveBatch {
-                    members: ids.to_vec(),
-                    cache,
-                });
-                Ok(())
-            }
-            Err(e) => {
-                self.put_back(&ids[..taken.len()], taken);
-                Err(e)
-            }
-        }
-    }
-
-    /// Gives every member of the live batch its cache back.
-    fn dissolve_batch(&mut self) {
-        let Some(live) = self.batch.take() else {
-            return;
-        };
-        match live.cache.split() {
-            Ok(rows) => self.put_back(&live.members, rows),
-            Err(e) => {
-                tracing::error!(error = %e, "could not split the decode batch");
-                for id in live.members {
-                    self.fail(id, ServiceError::Internal(e.to_string()));
-                }
-            }
-        }
-    }
-
-    fn put_back(&mut self, ids: &[JobId], caches: Vec<ModelCache>) {
-        for (id, cache) in ids.iter().zip(caches) {
-            let Some(active) = self.jobs.get_mut(id) else {
-                continue;
-            };
-            let Some(resident) = self.caches.get_mut(&active.job.cluster) else {
-                continue;
-            };
-            if let Some(slot) = active.job.decode_target(&mut resident.cache) {
-                *slot = cache;
-            }
-        }
-    }
-
-    fn dissolve_if_member(&mut self, id: JobId) {
-        if self.batch.as_ref().is_some_and(|b| b.members.contains(&id)) {
-            self.dissolve_batch();
-        }
     }
 
     fn after_step(&mut self, id: JobId, progress: Result<Progress, EngineError>) {
