@@ -11,7 +11,8 @@
 //! attention.
 //!
 //! [`BatchCache::join`] stacks [`ModelCache`]s (one copy of each); [`BatchCache::split`]
-//! gives them back (rows are views of the batch buffers until written).
+//! gives them back, each with its own capacity (views of the batch buffers until
+//! written).
 
 use mlx_rs::error::Exception;
 use mlx_rs::ops::indexing::TryIndexOp;
@@ -233,8 +234,12 @@ impl BatchCache {
                     .layers
                     .iter()
                     .map(|l| {
-                        let keys = Some(l.keys.try_index(row..row + 1)?);
-                        let values = Some(l.values.try_index(row..row + 1)?);
+                        // The row's own capacity, not the batch's longest row's.
+                        let stored = l.window.map_or(offset, |w| offset.min(w));
+                        let cap =
+                            ((stored + GROW_STEP - 1) / GROW_STEP * GROW_STEP).min(l.keys.dim(2));
+                        let take = |a: &Array| a.try_index((row..row + 1, .., ..cap, ..));
+                        let (keys, values) = (Some(take(&l.keys)?), Some(take(&l.values)?));
                         Ok(match l.window {
                             None => LayerCache::Full(FullCache {
                                 keys,
