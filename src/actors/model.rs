@@ -254,12 +254,12 @@ impl Actor for ModelActor {
         message: ModelMsg,
         state: &mut ModelState,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(
-            message,
-            ModelMsg::Tick | ModelMsg::Info { .. } | ModelMsg::Trace { .. }
-        ) {
-            // Everything else may read or change caches: give them back first.
-            state.dissolve_batch();
+        // Reading a batch member's cache needs it back from the batch. (Other messages
+        // leave busy clusters' caches alone; failing a member dissolves the batch.)
+        if let ModelMsg::Snapshot { cluster, .. } | ModelMsg::CopyCache { from: cluster, .. } =
+            &message
+        {
+            state.dissolve_if_batched(cluster);
         }
         match message {
             ModelMsg::Run(request) => state.submit(*request),

@@ -1,7 +1,8 @@
 //! Batched decode in the model actor: the jobs that decode together share a live
 //! [`BatchCache`] while the set of decoding jobs stays the same; their own cache slots
 //! hold placeholders meanwhile, and every member gets its cache back (`dissolve`)
-//! when the set changes, a member finishes, or anything else needs the caches.
+//! when the set changes, a member finishes or fails, or a snapshot or fork reads a
+//! member's cluster. Nothing else touches a busy cluster's cache.
 
 use std::collections::HashMap;
 
@@ -166,6 +167,18 @@ impl ModelState {
             if let Some(slot) = active.job.decode_target(&mut resident.cache) {
                 *slot = cache;
             }
+        }
+    }
+
+    /// Dissolves the live batch if one of its members works on `cluster`.
+    pub(super) fn dissolve_if_batched(&mut self, cluster: &str) {
+        let batched = self.batch.as_ref().is_some_and(|b| {
+            b.members
+                .iter()
+                .any(|id| self.jobs.get(id).is_some_and(|a| a.job.cluster == cluster))
+        });
+        if batched {
+            self.dissolve_batch();
         }
     }
 
