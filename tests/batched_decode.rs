@@ -5,33 +5,16 @@
 //! Logits of a batched step agree with the single-sequence step within 0.02: the
 //! batched projections are the same per-row matmuls, but may use a different kernel.
 
-use std::path::Path;
+mod common;
+
+use common::{prompt, tiny_engine};
 
 use mlx_rs::{Array, Dtype};
 use semkv::engine::batch_cache::BatchCache;
 use semkv::engine::cache::ModelCache;
-use semkv::engine::device::DeviceChoice;
 use semkv::engine::generate::{prefill, GenerateOptions, Generation, Step};
 use semkv::engine::sampling::SamplingParams;
-use semkv::engine::weights::WeightFormat;
-use semkv::engine::{Engine, LoadOptions};
-
-fn engine(fixture: &str) -> Engine {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(fixture);
-    let options = LoadOptions {
-        device: DeviceChoice::Cpu,
-        weights: WeightFormat::Native,
-    };
-    Engine::load_dir(&dir, &options).expect("load tiny model")
-}
-
-fn prompt(n: usize, salt: u32) -> Vec<u32> {
-    (0..n as u32)
-        .map(|i| 6 + (i * 7919 + salt * 104729) % 500)
-        .collect()
-}
+use semkv::engine::Engine;
 
 fn options(max_tokens: usize, sampling: SamplingParams) -> GenerateOptions {
     GenerateOptions {
@@ -112,7 +95,7 @@ fn batched(e: &Engine, requests: &[(Vec<u32>, GenerateOptions)]) -> (Vec<Vec<u32
 }
 
 fn check_fixture(fixture: &str) {
-    let e = engine(fixture);
+    let e = tiny_engine(fixture);
     // Cache lengths 3..70 around the window of 16; different output lengths, so the
     // batch shrinks as sequences finish.
     let requests: Vec<(Vec<u32>, GenerateOptions)> = [(3, 24), (17, 30), (40, 12), (70, 20)]
@@ -172,7 +155,7 @@ fn to_vec(a: &Array) -> Vec<f32> {
 /// every cache grows by exactly one token.
 #[test]
 fn batched_logits_match_single_sequence_logits() {
-    let e = engine("tiny-gemma3-bf16");
+    let e = tiny_engine("tiny-gemma3-bf16");
     let prompts = [prompt(5, 1), prompt(16, 2), prompt(51, 3)];
     let next = [11u32, 22, 33];
     let mut caches: Vec<ModelCache> = prompts.iter().map(|_| e.new_cache()).collect();

@@ -53,13 +53,7 @@ async fn three_concurrent_clusters_equal_solo_runs() {
     // Committed generations, concurrently, also equal their solo counterparts: a fork
     // of each cluster, committed alone, gives the reference.
     for id in ids {
-        c.fork_cluster(proto::ForkClusterRequest {
-            source_cluster_id: id.into(),
-            new_cluster_id: format!("{id}-solo"),
-            labels: Default::default(),
-        })
-        .await
-        .unwrap();
+        fork(&mut c, id, &format!("{id}-solo")).await;
         generate(&mut c, greedy(&format!("{id}-solo"), 20, true))
             .await
             .unwrap();
@@ -92,13 +86,7 @@ async fn batch_members_leaving_early_do_not_disturb_the_rest() {
     let mut c = daemon.client().await;
     setup_three(&mut c).await;
     for id in ["alpha", "gamma"] {
-        c.fork_cluster(proto::ForkClusterRequest {
-            source_cluster_id: id.into(),
-            new_cluster_id: format!("{id}-solo"),
-            labels: Default::default(),
-        })
-        .await
-        .unwrap();
+        fork(&mut c, id, &format!("{id}-solo")).await;
     }
     let alpha_solo = summary(&mut c, greedy("alpha-solo", 48, false)).await;
     let gamma_solo = summary(&mut c, greedy("gamma-solo", 12, true)).await;

@@ -8,31 +8,20 @@
 //! one-token vs one-shot prefill differs by 0.055 on this model). Restored caches must
 //! match exactly.
 
-use std::path::Path;
+mod common;
+
+use common::{prompt, tiny_engine};
 
 use mlx_rs::{Array, Dtype};
 use semkv::engine::cache::ModelCache;
-use semkv::engine::device::DeviceChoice;
 use semkv::engine::generate::{prefill, GenerateOptions};
 use semkv::engine::sampling::SamplingParams;
-use semkv::engine::weights::WeightFormat;
-use semkv::engine::{Engine, LoadOptions};
+use semkv::engine::Engine;
 
 const TOL: f32 = 0.1;
 
 fn engine() -> Engine {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gemma3-bf16");
-    let options = LoadOptions {
-        device: DeviceChoice::Cpu,
-        weights: WeightFormat::Native,
-    };
-    Engine::load_dir(&dir, &options).expect("load tiny model")
-}
-
-fn prompt(n: usize, salt: u32) -> Vec<u32> {
-    (0..n as u32)
-        .map(|i| 6 + (i * 7919 + salt * 104729) % 500)
-        .collect()
+    tiny_engine("tiny-gemma3-bf16")
 }
 
 fn to_vec(a: &Array) -> Vec<f32> {

@@ -1,5 +1,5 @@
-//! A real `semkvd` process on 127.0.0.1 with the tiny test model, and helpers to
-//! drive it over gRPC.
+//! A real `semkvd` process on 127.0.0.1 with the tiny test model, helpers to drive it
+//! over gRPC, and the tiny checkpoints loaded in-process for engine tests.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -12,6 +12,27 @@ use semkv::proto::{self, generate_response::Event};
 use tonic::transport::Channel;
 
 pub type Client = SemKvClient<Channel>;
+
+/// A tiny random Gemma 3 checkpoint from `tests/fixtures` (e.g. `tiny-gemma3-bf16`),
+/// on the CPU, weights as stored.
+pub fn tiny_engine(fixture: &str) -> semkv::engine::Engine {
+    use semkv::engine::{device::DeviceChoice, weights::WeightFormat, Engine, LoadOptions};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixture);
+    let options = LoadOptions {
+        device: DeviceChoice::Cpu,
+        weights: WeightFormat::Native,
+    };
+    Engine::load_dir(&dir, &options).expect("load tiny model")
+}
+
+/// `n` token ids in the tiny models' vocabulary, different per `salt`.
+pub fn prompt(n: usize, salt: u32) -> Vec<u32> {
+    (0..n as u32)
+        .map(|i| 6 + (i * 7919 + salt * 104729) % 500)
+        .collect()
+}
 
 pub fn model_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gemma3-bf16")
@@ -146,6 +167,18 @@ pub async fn generate(
         }
     }
     Err(tonic::Status::internal("stream ended without a summary"))
+}
+
+/// Forks `source` into `new_id` (keeping the source's labels).
+pub async fn fork(c: &mut Client, source: &str, new_id: &str) -> proto::Cluster {
+    c.fork_cluster(proto::ForkClusterRequest {
+        source_cluster_id: source.into(),
+        new_cluster_id: new_id.into(),
+        labels: Default::default(),
+    })
+    .await
+    .expect("fork")
+    .into_inner()
 }
 
 /// Runs a generation to the end and returns its summary.
