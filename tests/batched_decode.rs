@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::{prompt, tiny_engine};
+use common::{max_diff, prompt, tiny_engine, to_vec};
 
-use mlx_rs::{Array, Dtype};
+use mlx_rs::Array;
 use semkv::engine::batch_cache::BatchCache;
 use semkv::engine::cache::ModelCache;
 use semkv::engine::generate::{prefill, GenerateOptions, Generation, Step};
@@ -142,15 +142,6 @@ fn batched_greedy_and_sampled_match_solo_4bit() {
     check_fixture("tiny-gemma3-q4");
 }
 
-fn to_vec(a: &Array) -> Vec<f32> {
-    a.as_dtype(Dtype::Float32)
-        .unwrap()
-        .flatten(None, None)
-        .unwrap()
-        .as_slice::<f32>()
-        .to_vec()
-}
-
 /// The logits of one batched step equal each sequence's own next-token logits, and
 /// every cache grows by exactly one token.
 #[test]
@@ -172,11 +163,7 @@ fn batched_logits_match_single_sequence_logits() {
     for (i, c) in solo_caches.iter_mut().enumerate() {
         let want = to_vec(&prefill(e.model(), c, &[next[i]], 1).unwrap());
         let got = &logits[i * vocab..(i + 1) * vocab];
-        let diff = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let diff = max_diff(got, &want);
         assert!(diff <= 0.02, "sequence {i}: max logit diff {diff}");
     }
     // Split back, every cache holds one more token, and continuing alone from the
@@ -191,11 +178,7 @@ fn batched_logits_match_single_sequence_logits() {
         assert_eq!(row.len(), prompts[i].len() + 1);
         let a = to_vec(&prefill(e.model(), &mut row, &[7], 1).unwrap());
         let b = to_vec(&prefill(e.model(), solo, &[7], 1).unwrap());
-        let diff = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max);
+        let diff = max_diff(&a, &b);
         assert!(
             diff <= 0.02,
             "sequence {i} after split: max logit diff {diff}"

@@ -10,9 +10,8 @@
 
 mod common;
 
-use common::{prompt, tiny_engine};
+use common::{max_diff, prompt, tiny_engine, to_vec};
 
-use mlx_rs::{Array, Dtype};
 use semkv::engine::cache::ModelCache;
 use semkv::engine::generate::{prefill, GenerateOptions};
 use semkv::engine::sampling::SamplingParams;
@@ -22,22 +21,6 @@ const TOL: f32 = 0.1;
 
 fn engine() -> Engine {
     tiny_engine("tiny-gemma3-bf16")
-}
-
-fn to_vec(a: &Array) -> Vec<f32> {
-    a.as_dtype(Dtype::Float32)
-        .unwrap()
-        .flatten(None, None)
-        .unwrap()
-        .as_slice::<f32>()
-        .to_vec()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn next_logits(e: &Engine, cache: &mut ModelCache, token: u32) -> Vec<f32> {

@@ -27,6 +27,24 @@ pub fn tiny_engine(fixture: &str) -> semkv::engine::Engine {
     Engine::load_dir(&dir, &options).expect("load tiny model")
 }
 
+/// An array's values as f32, flattened.
+pub fn to_vec(a: &mlx_rs::Array) -> Vec<f32> {
+    a.as_dtype(mlx_rs::Dtype::Float32)
+        .unwrap()
+        .flatten(None, None)
+        .unwrap()
+        .as_slice::<f32>()
+        .to_vec()
+}
+
+/// Largest absolute difference between two equally long vectors.
+pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 /// `n` token ids in the tiny models' vocabulary, different per `salt`.
 pub fn prompt(n: usize, salt: u32) -> Vec<u32> {
     (0..n as u32)
