@@ -8,8 +8,11 @@
 //! one-shot prefill differs by 0.055 here). Greedy tokens must match exactly except
 //! where mlx-lm's recorded top-2 margin is inside that tolerance (a genuine tie).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::to_vec;
 use mlx_rs::Array;
 use semkv::engine::gemma3::Gemma3;
 use semkv::engine::weights::WeightFormat;
@@ -41,15 +44,6 @@ fn load(name: &str) -> (Gemma3, Reference) {
     (model, serde_json::from_str(&text).unwrap())
 }
 
-fn logits_vec(a: &Array) -> Vec<f32> {
-    a.as_dtype(mlx_rs::Dtype::Float32)
-        .unwrap()
-        .flatten(None, None)
-        .unwrap()
-        .as_slice::<f32>()
-        .to_vec()
-}
-
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -75,7 +69,7 @@ fn check(name: &str) {
         let n = case.prompt_ids.len() as i32;
         let mut cache = model.new_cache();
         let prompt = Array::from_slice(&case.prompt_ids, &[1, n]);
-        let logits = logits_vec(&model.forward_last(&prompt, &mut cache).unwrap());
+        let logits = to_vec(&model.forward_last(&prompt, &mut cache).unwrap());
         let diff = max_abs_diff(&logits, &case.last_logits);
         eprintln!("{name} len {n}: max abs logit diff vs mlx-lm {diff}");
         assert!(
@@ -98,7 +92,7 @@ fn check(name: &str) {
                 // A tie broken differently: follow mlx-lm's path from here on.
             }
             let tok = Array::from_slice(&[want], &[1, 1]);
-            next = argmax(&logits_vec(&model.forward_last(&tok, &mut cache).unwrap()));
+            next = argmax(&to_vec(&model.forward_last(&tok, &mut cache).unwrap()));
         }
         assert_eq!(cache.len(), n as usize + case.greedy_tokens.len());
     }
