@@ -7,6 +7,8 @@
 //! d/{id}/t/{seq:016x}       turn (JSON): the record of what was said
 //! d/{id}/b                  cache base snapshot (engine::cache_codec full encoding)
 //! d/{id}/k/{seq:016x}       cache delta of one operation (cache_codec delta encoding)
+//! d/{id}/l                  logits after the cache's last token (engine::logits_codec),
+//!                           replaced by every cache write
 //! ```
 //! Every value is wrapped in an envelope `[version u8][kind u8][crc32 u32 LE][payload]`
 //! whose CRC covers kind and payload, so a damaged or misplaced blob is detected
@@ -41,6 +43,7 @@ enum Kind {
     Turn = 3,
     Delta = 4,
     Base = 5,
+    Logits = 6,
 }
 
 /// Errors of the store.
@@ -151,15 +154,22 @@ impl Segment {
     }
 }
 
-/// How an operation changes the stored cache.
+/// How an operation changes the stored cache. `next_logits` (the encoded logits after
+/// the cache's new last token) replaces the stored ones; `None` removes them.
 #[derive(Debug)]
 pub enum KvWrite {
     /// No change (no tokens were added).
     None,
     /// One more delta after the existing ones.
-    Delta(Vec<u8>),
+    Delta {
+        kv: Vec<u8>,
+        next_logits: Option<Vec<u8>>,
+    },
     /// A fresh base snapshot replacing the base and all deltas.
-    Snapshot(Vec<u8>),
+    Snapshot {
+        kv: Vec<u8>,
+        next_logits: Option<Vec<u8>>,
+    },
 }
 
 /// A cluster's stored cache blobs, checked against their envelopes.
@@ -167,6 +177,8 @@ pub enum KvWrite {
 pub struct StoredCache {
     pub base: Option<Vec<u8>>,
     pub deltas: Vec<Vec<u8>>,
+    /// The logits after the cache's last token, if stored.
+    pub next_logits: Option<Vec<u8>>,
     /// Set when a blob failed its check; the blobs must then not be used.
     pub damaged: Option<String>,
 }
@@ -231,6 +243,18 @@ fn seq_key(id: &str, tag: char, seq: u64) -> Vec<u8> {
 
 fn base_key(id: &str) -> Vec<u8> {
     format!("d/{id}/b").into_bytes()
+}
+
+fn logits_key(id: &str) -> Vec<u8> {
+    format!("d/{id}/l").into_bytes()
+}
+
+/// Replaces (or removes) a cluster's stored next-token logits in `batch`.
+fn put_logits(batch: &mut sled::Batch, id: &str, next_logits: &Option<Vec<u8>>) {
+    match next_logits {
+        Some(bytes) => batch.insert(logits_key(id), wrap(Kind::Logits, bytes)),
+        None => batch.remove(logits_key(id)),
+    }
 }
 
 fn encode_meta(meta: &ClusterMeta) -> Vec<u8> {
@@ -321,17 +345,16 @@ impl Store {
         }
         match kv {
             KvWrite::None => {}
-            KvWrite::Delta(bytes) => {
-                batch.insert(
-                    seq_key(id, 'k', before.next_delta),
-                    wrap(Kind::Delta, bytes),
-                );
+            KvWrite::Delta { kv, next_logits } => {
+                batch.insert(seq_key(id, 'k', before.next_delta), wrap(Kind::Delta, kv));
+                put_logits(&mut batch, id, next_logits);
             }
-            KvWrite::Snapshot(bytes) => {
+            KvWrite::Snapshot { kv, next_logits } => {
                 for key in self.db.scan_prefix(format!("d/{id}/k/")).keys() {
                     batch.remove(key?);
                 }
-                batch.insert(base_key(id), wrap(Kind::Base, bytes));
+                batch.insert(base_key(id), wrap(Kind::Base, kv));
+                put_logits(&mut batch, id, next_logits);
             }
         }
         batch.insert(meta_key(id), encode_meta(after));
@@ -360,9 +383,19 @@ impl Store {
                 }
             }
         }
+        let key = logits_key(id);
+        if let Some(v) = self.db.get(&key)? {
+            match unwrap(Kind::Logits, &key, &v) {
+                Ok(p) => out.next_logits = Some(p.to_vec()),
+                Err(e) => {
+                    out.damaged.get_or_insert(e.to_string());
+                }
+            }
+        }
         if out.damaged.is_some() {
             out.base = None;
             out.deltas.clear();
+            out.next_logits = None;
         }
         Ok(out)
     }
@@ -502,18 +535,27 @@ mod tests {
             &after,
             std::slice::from_ref(&seg),
             std::slice::from_ref(&turn),
-            &KvWrite::Delta(vec![9, 9]),
+            &KvWrite::Delta {
+                kv: vec![9, 9],
+                next_logits: Some(vec![4]),
+            },
         ))
         .unwrap();
         assert_eq!(store.meta("a").unwrap().unwrap(), after);
         assert_eq!(store.segments("a").unwrap(), vec![seg.clone()]);
         assert_eq!(store.turns("a").unwrap(), vec![turn]);
-        assert_eq!(store.cache("a").unwrap().deltas, vec![vec![9, 9]]);
+        let stored = store.cache("a").unwrap();
+        assert_eq!(stored.deltas, vec![vec![9, 9]]);
+        assert_eq!(stored.next_logits, Some(vec![4]));
 
         // Copy, then damage the copy's delta: detected, the original is untouched.
         let mut copy = after.clone();
         copy.id = "b".into();
         run(store.copy("a", &copy)).unwrap();
+        let mut copy_c = after.clone();
+        copy_c.id = "c".into();
+        run(store.copy("a", &copy_c)).unwrap();
+        assert_eq!(store.cache("c").unwrap().next_logits, Some(vec![4]));
         assert!(matches!(
             run(store.copy("a", &copy)),
             Err(StoreError::Exists(_))
@@ -531,13 +573,36 @@ mod tests {
         // A snapshot replaces the deltas.
         let mut compacted = after.clone();
         compacted.next_delta = 2;
-        run(store.commit(&after, &compacted, &[], &[], &KvWrite::Snapshot(vec![7]))).unwrap();
+        run(store.commit(
+            &after,
+            &compacted,
+            &[],
+            &[],
+            &KvWrite::Snapshot {
+                kv: vec![7],
+                next_logits: None,
+            },
+        ))
+        .unwrap();
         let c = store.cache("a").unwrap();
         assert_eq!((c.base, c.deltas.len()), (Some(vec![7]), 0));
+        assert_eq!(
+            c.next_logits, None,
+            "a write without logits removes the old ones"
+        );
+
+        // Damaged logits make the whole stored cache unusable (rebuilt from segments).
+        let key = logits_key("c");
+        let mut v = store.db.get(&key).unwrap().unwrap().to_vec();
+        v[HEADER_LEN] ^= 1;
+        store.db.insert(&key, v).unwrap();
+        let damaged = store.cache("c").unwrap();
+        assert!(damaged.damaged.unwrap().contains("checksum"));
+        assert!(damaged.next_logits.is_none() && damaged.deltas.is_empty());
 
         run(store.delete("a")).unwrap();
         assert!(store.meta("a").unwrap().is_none());
         assert!(store.segments("a").unwrap().is_empty());
-        assert_eq!(store.list().unwrap().len(), 1);
+        assert_eq!(store.list().unwrap().len(), 2);
     }
 }

@@ -25,16 +25,31 @@ fn options(max_tokens: usize, sampling: SamplingParams) -> GenerateOptions {
     }
 }
 
-/// Runs every request alone, one after the other.
-fn solo(e: &Engine, requests: &[(Vec<u32>, GenerateOptions)]) -> Vec<Vec<u32>> {
+/// Runs every request alone, one after the other; returns the tokens and the caches.
+fn solo_with_caches(
+    e: &Engine,
+    requests: &[(Vec<u32>, GenerateOptions)],
+) -> (Vec<Vec<u32>>, Vec<ModelCache>) {
     requests
         .iter()
         .map(|(p, o)| {
-            e.generate(&mut e.new_cache(), p, o, |_| true)
-                .unwrap()
-                .tokens
+            let mut cache = e.new_cache();
+            let tokens = e.generate(&mut cache, p, o, |_| true).unwrap().tokens;
+            (tokens, cache)
         })
-        .collect()
+        .unzip()
+}
+
+fn solo(e: &Engine, requests: &[(Vec<u32>, GenerateOptions)]) -> Vec<Vec<u32>> {
+    solo_with_caches(e, requests).0
+}
+
+/// Greedy tokens of a generation without prompt: it continues from the logits the
+/// cache kept after its last token.
+fn continued(e: &Engine, cache: &mut ModelCache) -> Vec<u32> {
+    assert!(cache.next_logits().is_some(), "the cache kept no logits");
+    let o = options(8, SamplingParams::greedy());
+    e.generate(cache, &[], &o, |_| true).unwrap().tokens
 }
 
 /// Runs all requests together: each prefills on its own, then the generations that
@@ -42,6 +57,15 @@ fn solo(e: &Engine, requests: &[(Vec<u32>, GenerateOptions)]) -> Vec<Vec<u32>> {
 /// split back into the sequences' caches whenever the set of decoding generations
 /// changes (as the daemon does). Returns the tokens and the batch size of each step.
 fn batched(e: &Engine, requests: &[(Vec<u32>, GenerateOptions)]) -> (Vec<Vec<u32>>, Vec<usize>) {
+    let (tokens, sizes, _) = batched_with_caches(e, requests);
+    (tokens, sizes)
+}
+
+/// [`batched`], also returning each sequence's cache at the end.
+fn batched_with_caches(
+    e: &Engine,
+    requests: &[(Vec<u32>, GenerateOptions)],
+) -> (Vec<Vec<u32>>, Vec<usize>, Vec<ModelCache>) {
     let mut gens: Vec<Generation> = requests
         .iter()
         .map(|(p, o)| Generation::new(p.clone(), o.clone(), 0).unwrap())
@@ -88,9 +112,15 @@ fn batched(e: &Engine, requests: &[(Vec<u32>, GenerateOptions)]) -> (Vec<Vec<u32
             }
         }
     }
+    if let Some((rows, cache)) = batch.take() {
+        for (i, row) in rows.into_iter().zip(cache.split().unwrap()) {
+            caches[i] = row;
+        }
+    }
     (
         outputs.into_iter().map(Option::unwrap).collect(),
         batch_sizes,
+        caches,
     )
 }
 
@@ -103,13 +133,25 @@ fn check_fixture(fixture: &str) {
         .enumerate()
         .map(|(i, &(len, n))| (prompt(len, i as u32), options(n, SamplingParams::greedy())))
         .collect();
-    let alone = solo(&e, &requests);
-    let (together, sizes) = batched(&e, &requests);
+    let (alone, mut alone_caches) = solo_with_caches(&e, &requests);
+    let (together, sizes, mut together_caches) = batched_with_caches(&e, &requests);
     assert_eq!(together, alone, "{fixture}: batched greedy tokens differ");
     assert!(
         sizes.contains(&4) && sizes.contains(&1),
         "{fixture}: {sizes:?}"
     );
+    // The caches a batch gives back keep each row's next-token logits.
+    for (i, (b, s)) in together_caches
+        .iter_mut()
+        .zip(alone_caches.iter_mut())
+        .enumerate()
+    {
+        assert_eq!(
+            continued(&e, b),
+            continued(&e, s),
+            "{fixture}: sequence {i} continues differently after the batch"
+        );
+    }
 
     // Seeded sampling (with a repetition penalty) next to greedy sequences.
     let sampled = |seed| SamplingParams {

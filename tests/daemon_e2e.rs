@@ -185,7 +185,9 @@ async fn restart_after_kill_9_reuses_every_token() {
     // Committed generations put decode-step segments into the store too.
     generate(&mut c, greedy("beta", 12, true)).await.unwrap();
     let mut expected = Vec::new();
+    let mut continued = Vec::new();
     for id in ["alpha", "beta", "gamma"] {
+        continued.push(summary(&mut c, continue_greedy(id, 16)).await.tokens);
         let s = generate(&mut c, greedy(id, 30, false)).await.unwrap().1;
         let total = c
             .get_cluster(proto::GetClusterRequest {
@@ -212,10 +214,10 @@ async fn restart_after_kill_9_reuses_every_token() {
         .iter()
         .all(|c| c.residency == proto::Residency::Cold as i32));
     for (id, (tokens, total)) in ["alpha", "beta", "gamma"].iter().zip(expected) {
-        let s = generate(&mut c, greedy(id, 30, false)).await.unwrap().1;
-        assert_eq!(s.tokens, tokens, "{id}: output changed across the restart");
-        assert_eq!(s.reused_tokens, total, "{id}: not every prior token reused");
-        let load = s.cache_load.unwrap();
+        // Continuing (no new text) starts from the logits stored with the cache; the
+        // request loads the cluster lazily from disk, without any prefill.
+        let s = summary(&mut c, continue_greedy(id, 16)).await;
+        let load = s.cache_load.clone().unwrap();
         assert!(
             load.loaded_from_disk,
             "{id}: expected a lazy load from disk"
@@ -225,6 +227,16 @@ async fn restart_after_kill_9_reuses_every_token() {
             "{id}: re-prefilled ({})",
             load.rebuild_reason
         );
+        assert_eq!(s.prompt_tokens, 0);
+        assert_eq!(s.reused_tokens, total);
+        assert_eq!(
+            s.tokens,
+            continued.remove(0),
+            "{id}: continuation changed across the restart"
+        );
+        let s = generate(&mut c, greedy(id, 30, false)).await.unwrap().1;
+        assert_eq!(s.tokens, tokens, "{id}: output changed across the restart");
+        assert_eq!(s.reused_tokens, total, "{id}: not every prior token reused");
     }
 }
 
@@ -241,7 +253,17 @@ async fn damaged_cache_blob_is_detected_and_rebuilt() {
         .await
         .unwrap()
         .1;
+    create(&mut c, "no-logits").await;
+    append(&mut c, "no-logits", &text(40, 3)).await;
+    let continued = summary(&mut c, continue_greedy("no-logits", 12)).await;
     daemon.kill9();
+
+    // A cache without its next-token logits record (as an earlier build stored it).
+    {
+        let db = sled::open(dir.path().join("sled")).unwrap();
+        assert!(db.remove("d/no-logits/l").unwrap().is_some());
+        db.flush().unwrap();
+    }
 
     // Flip one bit in the first cache delta (layout: docs/architecture.md, src/store.rs).
     {
@@ -256,6 +278,15 @@ async fn damaged_cache_blob_is_detected_and_rebuilt() {
 
     let daemon = Daemon::start(dir.path(), &[]);
     let mut c = daemon.client().await;
+    let s = summary(&mut c, continue_greedy("no-logits", 12)).await;
+    assert_eq!(s.tokens, continued.tokens);
+    let load = s.cache_load.unwrap();
+    assert_eq!(load.rebuilt_tokens, continued.reused_tokens);
+    assert!(
+        load.rebuild_reason.contains("no next-token logits"),
+        "{}",
+        load.rebuild_reason
+    );
     let s = generate(&mut c, greedy("victim", 30, false))
         .await
         .unwrap()
@@ -456,6 +487,13 @@ async fn error_statuses_name_the_problem() {
     );
     let e = generate(&mut c, greedy("x", 0, false)).await.unwrap_err();
     assert!(e.message().starts_with("max_tokens:"), "{}", e.message());
+    let e = generate(&mut c, continue_greedy("x", 4)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().starts_with("turns:") && e.message().contains("empty"),
+        "{}",
+        e.message()
+    );
 
     // Queue depth 1: a long stream holds the only slot...
     append(&mut c, "x", "hello").await;

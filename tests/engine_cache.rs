@@ -106,6 +106,85 @@ fn damaged_or_foreign_cache_is_refused() {
         .contains("another-model"));
 }
 
+/// A generation without prompt continues from the logits the cache kept after its last
+/// token: the same tokens as a generation whose prompt ends with that token, in memory
+/// and after the cache and its logits went through bytes; refused when there is
+/// nothing to continue from.
+#[test]
+fn empty_prompt_continues_from_kept_logits() {
+    use semkv::engine::logits_codec;
+    let e = engine();
+    let tokens = prompt(70, 8);
+    let options = |max_tokens, sampling| GenerateOptions {
+        max_tokens,
+        stop_at_eos: false,
+        prefill_chunk: 16,
+        sampling,
+        ..Default::default()
+    };
+    let sampled = SamplingParams {
+        temperature: 0.9,
+        top_k: 40,
+        seed: 5,
+        ..Default::default()
+    };
+    for sampling in [SamplingParams::greedy(), sampled] {
+        let o = options(24, sampling);
+        let want = e
+            .generate(&mut e.new_cache(), &tokens, &o, |_| true)
+            .unwrap()
+            .tokens;
+        let mut cache = e.new_cache();
+        e.append(&mut cache, &tokens, 16).unwrap();
+        let kv = e.save_cache(&cache).unwrap();
+        let logits = logits_codec::encode(&cache, e.fingerprint())
+            .unwrap()
+            .unwrap();
+        let got = e.generate(&mut cache.fork(), &[], &o, |_| true).unwrap();
+        assert_eq!(got.tokens, want, "continued in memory");
+        assert_eq!(got.prompt_tokens, 0);
+
+        let mut restored = e.load_cache(&kv).unwrap();
+        assert!(restored.next_logits().is_none());
+        logits_codec::attach(&mut restored, &logits, e.fingerprint()).unwrap();
+        let got = e.generate(&mut restored, &[], &o, |_| true).unwrap().tokens;
+        assert_eq!(got, want, "continued after a restore");
+        // The generation kept the logits after its own last token.
+        let next = e.generate(&mut restored, &[], &o, |_| true).unwrap().tokens;
+        assert_eq!(next.len(), 24);
+    }
+
+    // Logits belong to one cache length and one model.
+    let mut cache = e.new_cache();
+    e.append(&mut cache, &tokens, 16).unwrap();
+    let logits = logits_codec::encode(&cache, e.fingerprint())
+        .unwrap()
+        .unwrap();
+    let mut shorter = e.new_cache();
+    e.append(&mut shorter, &tokens[..69], 16).unwrap();
+    let err = logits_codec::attach(&mut shorter, &logits, e.fingerprint()).unwrap_err();
+    assert!(err.to_string().contains("follow 70 tokens"), "{err}");
+    let err = logits_codec::attach(&mut cache, &logits, "another-model").unwrap_err();
+    assert!(err.to_string().contains("another-model"), "{err}");
+    let mut flipped = logits.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let err = logits_codec::attach(&mut cache, &flipped, e.fingerprint()).unwrap_err();
+    assert!(err.to_string().contains("checksum"), "{err}");
+
+    // A cache extended without the output head has no logits to continue from.
+    let o = options(4, SamplingParams::greedy());
+    let mut partial = e.new_cache();
+    e.append_partial(&mut partial, &tokens, 16).unwrap();
+    assert!(partial.next_logits().is_none());
+    let err = e.generate(&mut partial, &[], &o, |_| true).unwrap_err();
+    assert!(err.to_string().contains("no next-token logits"), "{err}");
+    let err = e
+        .generate(&mut e.new_cache(), &[], &o, |_| true)
+        .unwrap_err();
+    assert!(err.to_string().contains("cache is empty"), "{err}");
+}
+
 #[test]
 fn fork_leaves_parent_unchanged() {
     let e = engine();

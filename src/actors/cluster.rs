@@ -198,15 +198,15 @@ pub const DELETED: &str = "deleted";
 fn account(meta: &mut ClusterMeta, kv: &KvWrite, load: &LoadReport) {
     match kv {
         KvWrite::None => {}
-        KvWrite::Delta(bytes) => {
+        KvWrite::Delta { kv, .. } => {
             meta.next_delta += 1;
             meta.deltas_since_base += 1;
-            meta.delta_bytes_since_base += bytes.len() as u64;
+            meta.delta_bytes_since_base += kv.len() as u64;
         }
-        KvWrite::Snapshot(bytes) => {
+        KvWrite::Snapshot { kv, .. } => {
             meta.deltas_since_base = 0;
             meta.delta_bytes_since_base = 0;
-            meta.base_bytes = bytes.len() as u64;
+            meta.base_bytes = kv.len() as u64;
         }
     }
     if load.rebuild_reason.is_some() {
@@ -339,10 +339,10 @@ impl ClusterState {
             &mut pending,
         );
         let prompt = self.encode(&text)?;
-        if prompt.is_empty() {
+        if prompt.is_empty() && before.tokens == 0 {
             return Err(ServiceError::invalid(
                 "turns",
-                "raw format needs some text to generate from",
+                "the cluster is empty: give some text to generate from",
             ));
         }
         let spec = GenerateSpec {
@@ -433,7 +433,7 @@ impl ClusterState {
             reply,
         })
         .await??;
-        let Some(bytes) = snapshot else {
+        let Some(kv) = snapshot else {
             self.ctx.store.flush().await?;
             return Ok(PersistReport {
                 snapshot_bytes: 0,
@@ -442,7 +442,6 @@ impl ClusterState {
         };
         let before = self.meta.clone();
         let mut after = before.clone();
-        let kv = KvWrite::Snapshot(bytes);
         account(&mut after, &kv, &LoadReport::default());
         self.ctx
             .store

@@ -21,7 +21,7 @@ use crate::engine::cache::ModelCache;
 use crate::engine::device::DeviceInfo;
 use crate::engine::generate::GenerationOutput;
 use crate::engine::tokenizer::TextTokenizer;
-use crate::engine::{cache_codec, Engine, EngineError};
+use crate::engine::{cache_codec, logits_codec, Engine, EngineError};
 use crate::error::ServiceError;
 use crate::scheduler::{JobId, Scheduler, SchedulerConfig, StepRecord};
 use crate::store::{KvWrite, Segment, StoredCache};
@@ -124,7 +124,9 @@ pub enum ModelMsg {
     Snapshot {
         cluster: String,
         expected_tokens: usize,
-        reply: RpcReplyPort<Result<Option<Vec<u8>>, ServiceError>>,
+        /// A [`KvWrite::Snapshot`], or `None` when the cache is not in memory at
+        /// `expected_tokens` tokens.
+        reply: RpcReplyPort<Result<Option<KvWrite>, ServiceError>>,
     },
     /// Give cluster `to` a copy of `from`'s in-memory cache (fork).
     CopyCache {
@@ -282,11 +284,9 @@ impl Actor for ModelActor {
                 reply,
             } => {
                 let result = match state.caches.get(&cluster) {
-                    Some(r) if r.cache.len() == expected_tokens => state
-                        .engine
-                        .save_cache(&r.cache)
-                        .map(Some)
-                        .map_err(|e| ServiceError::Internal(e.to_string())),
+                    Some(r) if r.cache.len() == expected_tokens => {
+                        state.snapshot_write(&r.cache).map(Some)
+                    }
                     _ => Ok(None),
                 };
                 let _ = reply.send(result);
@@ -370,6 +370,26 @@ impl ModelState {
         self.drop_cache(cluster);
     }
 
+    /// The store write replacing a cluster's stored cache with `cache`.
+    fn snapshot_write(&self, cache: &ModelCache) -> Result<KvWrite, ServiceError> {
+        let internal = |e: cache_codec::CodecError| ServiceError::Internal(e.to_string());
+        Ok(KvWrite::Snapshot {
+            kv: self.engine.save_cache(cache).map_err(internal)?,
+            next_logits: logits_codec::encode(cache, self.engine.fingerprint())
+                .map_err(internal)?,
+        })
+    }
+
+    /// The store write adding what `cache` gained after its first `from` tokens.
+    fn delta_write(&self, cache: &ModelCache, from: usize) -> Result<KvWrite, ServiceError> {
+        let internal = |e: cache_codec::CodecError| ServiceError::Internal(e.to_string());
+        let fingerprint = self.engine.fingerprint();
+        Ok(KvWrite::Delta {
+            kv: cache_codec::encode_delta(cache, from, fingerprint).map_err(internal)?,
+            next_logits: logits_codec::encode(cache, fingerprint).map_err(internal)?,
+        })
+    }
+
     /// Rebuilds a cache from its stored blobs; the error says why they can't be used.
     fn restore(&self, stored: &StoredCache, expected: usize) -> Result<ModelCache, String> {
         if let Some(reason) = &stored.damaged {
@@ -392,6 +412,14 @@ impl ModelState {
                 "stored cache holds {} tokens, the cluster {expected}",
                 cache.len()
             ));
+        }
+        match &stored.next_logits {
+            Some(bytes) => logits_codec::attach(&mut cache, bytes, fingerprint)
+                .map_err(|e| format!("next-token logits: {e}"))?,
+            // Every cache write stores them; a cache written by an earlier build has
+            // none and is rebuilt once from its segments.
+            None if expected > 0 => return Err("no next-token logits stored".into()),
+            None => {}
         }
         Ok(cache)
     }
@@ -576,14 +604,9 @@ impl ModelState {
                 job.from_tokens
             )))
         } else if job.snapshot || job.load.rebuild_reason.is_some() {
-            self.engine
-                .save_cache(&resident.cache)
-                .map(KvWrite::Snapshot)
-                .map_err(|e| ServiceError::Internal(e.to_string()))
+            self.snapshot_write(&resident.cache)
         } else if added > 0 {
-            cache_codec::encode_delta(&resident.cache, job.from_tokens, self.engine.fingerprint())
-                .map(KvWrite::Delta)
-                .map_err(|e| ServiceError::Internal(e.to_string()))
+            self.delta_write(&resident.cache, job.from_tokens)
         } else {
             Ok(KvWrite::None)
         };

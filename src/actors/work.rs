@@ -197,8 +197,10 @@ impl Job {
                 replay,
             } => {
                 let end = (*done + *chunk).min(tokens.len());
-                if end > *done {
+                if end == tokens.len() && end > *done {
                     engine.append(cache, &tokens[*done..end], *chunk)?;
+                } else if end > *done {
+                    engine.append_partial(cache, &tokens[*done..end], *chunk)?;
                 }
                 *done = end;
                 if *done == tokens.len() {

@@ -54,6 +54,8 @@ pub struct BatchCache {
     layers: Vec<BatchLayer>,
     /// Tokens in each row's sequence.
     lens: Vec<i32>,
+    /// Each row's logits after its last token (see [`ModelCache::next_logits`]).
+    next_logits: Vec<Option<Array>>,
 }
 
 fn layer_arrays(layer: &LayerCache) -> (Option<&Array>, Option<&Array>, Option<i32>) {
@@ -123,7 +125,12 @@ impl BatchCache {
                 window,
             });
         }
-        Ok(Self { layers, lens })
+        let next_logits = caches.iter().map(|c| c.next_logits().cloned()).collect();
+        Ok(Self {
+            layers,
+            lens,
+            next_logits,
+        })
     }
 
     /// Sequences in the batch.
@@ -219,6 +226,15 @@ impl BatchCache {
         }
     }
 
+    /// Records the logits `[rows, vocab]` of the step that just advanced every row.
+    pub fn set_next_logits(&mut self, logits: &Array) -> Result<(), Exception> {
+        for (i, row) in self.next_logits.iter_mut().enumerate() {
+            let i = i as i32;
+            *row = Some(logits.try_index(i..i + 1)?);
+        }
+        Ok(())
+    }
+
     /// Every array of the batch (to evaluate).
     pub fn arrays(&self) -> impl Iterator<Item = &Array> {
         self.layers.iter().flat_map(|l| [&l.keys, &l.values])
@@ -255,7 +271,9 @@ impl BatchCache {
                         })
                     })
                     .collect::<Result<Vec<_>, Exception>>()?;
-                Ok(ModelCache::new(layers))
+                let mut cache = ModelCache::new(layers);
+                cache.set_next_logits(self.next_logits[i].clone());
+                Ok(cache)
             })
             .collect()
     }

@@ -304,16 +304,38 @@ impl LayerCache {
     }
 }
 
-/// The KV cache of a whole model: one [`LayerCache`] per layer, all at the same offset.
+/// The KV cache of a whole model: one [`LayerCache`] per layer, all at the same offset,
+/// and the logits the model gave after the last cached token.
 #[derive(Clone, Debug)]
 pub struct ModelCache {
     pub(crate) layers: Vec<LayerCache>,
+    /// Logits `[1, vocab]` for the token after the last cached one, set by every forward
+    /// pass that extends the cache through the output head and cleared by one that
+    /// skips it, so they always belong to the cache's current last token. They let a
+    /// generation continue the cache without a forward pass (llama.cpp keeps them in its
+    /// saved sequence state for the same reason).
+    pub(crate) next_logits: Option<Array>,
 }
 
 impl ModelCache {
     /// An empty cache with the given per-layer kinds.
     pub fn new(layers: Vec<LayerCache>) -> Self {
-        Self { layers }
+        Self {
+            layers,
+            next_logits: None,
+        }
+    }
+
+    /// The logits `[1, vocab]` after the last cached token, when the last forward pass
+    /// computed them.
+    pub fn next_logits(&self) -> Option<&Array> {
+        self.next_logits.as_ref()
+    }
+
+    /// Sets (or clears) the logits after the last cached token; they must come from
+    /// the forward pass that produced the cache's last token.
+    pub(crate) fn set_next_logits(&mut self, logits: Option<Array>) {
+        self.next_logits = logits;
     }
 
     /// Tokens in the cache.
@@ -330,14 +352,20 @@ impl ModelCache {
         self.clone()
     }
 
-    /// Bytes held by the cache buffers.
+    /// Bytes held by the cache buffers (keys, values and next-token logits).
     pub fn nbytes(&self) -> usize {
-        self.layers.iter().map(LayerCache::nbytes).sum()
+        self.layers.iter().map(LayerCache::nbytes).sum::<usize>()
+            + self.next_logits.as_ref().map_or(0, Array::nbytes)
     }
 
     /// Forces evaluation of every buffer (so the cache holds data, not a graph).
     pub fn eval(&self) -> Result<(), Exception> {
-        mlx_rs::transforms::eval(self.layers.iter().flat_map(LayerCache::arrays))
+        mlx_rs::transforms::eval(
+            self.layers
+                .iter()
+                .flat_map(LayerCache::arrays)
+                .chain(self.next_logits.as_ref()),
+        )
     }
 
     pub fn layers(&self) -> &[LayerCache] {

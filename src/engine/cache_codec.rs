@@ -71,7 +71,7 @@ struct TensorPair {
     value_bytes: usize,
 }
 
-fn dtype_name(d: Dtype) -> Result<&'static str, CodecError> {
+pub(super) fn dtype_name(d: Dtype) -> Result<&'static str, CodecError> {
     Ok(match d {
         Dtype::Float32 => "float32",
         Dtype::Float16 => "float16",
@@ -84,7 +84,7 @@ fn dtype_name(d: Dtype) -> Result<&'static str, CodecError> {
     })
 }
 
-fn dtype_from_name(s: &str) -> Result<Dtype, CodecError> {
+pub(super) fn dtype_from_name(s: &str) -> Result<Dtype, CodecError> {
     Ok(match s {
         "float32" => Dtype::Float32,
         "float16" => Dtype::Float16,
@@ -94,7 +94,7 @@ fn dtype_from_name(s: &str) -> Result<Dtype, CodecError> {
 }
 
 /// The raw bytes of an array, row-major.
-fn array_bytes(a: &Array) -> Result<Vec<u8>, CodecError> {
+pub(super) fn array_bytes(a: &Array) -> Result<Vec<u8>, CodecError> {
     let bytes = a.contiguous()?.view::<u8>()?;
     Ok(bytes
         .try_as_slice::<u8>()
@@ -102,7 +102,11 @@ fn array_bytes(a: &Array) -> Result<Vec<u8>, CodecError> {
         .to_vec())
 }
 
-fn array_from_bytes(bytes: &[u8], shape: &[i32], dtype: Dtype) -> Result<Array, CodecError> {
+pub(super) fn array_from_bytes(
+    bytes: &[u8],
+    shape: &[i32],
+    dtype: Dtype,
+) -> Result<Array, CodecError> {
     let raw = Array::from_slice(bytes, &[bytes.len() as i32]);
     Ok(raw.view_dtype(dtype)?.reshape(shape)?)
 }
@@ -209,7 +213,12 @@ impl<'a> PayloadReader<'a> {
 
 /// Frames a header and payload: magic, version, header length, JSON header, CRC-32 of
 /// the payload, payload.
-fn write_frame(magic: &[u8; 8], version: u32, header: &impl Serialize, payload: &[u8]) -> Vec<u8> {
+pub(super) fn write_frame(
+    magic: &[u8; 8],
+    version: u32,
+    header: &impl Serialize,
+    payload: &[u8],
+) -> Vec<u8> {
     let header = serde_json::to_vec(header).expect("header serializes");
     let mut out = Vec::with_capacity(20 + header.len() + payload.len());
     out.extend_from_slice(magic);
@@ -222,7 +231,7 @@ fn write_frame(magic: &[u8; 8], version: u32, header: &impl Serialize, payload: 
 }
 
 /// Checks a frame's magic, version and payload checksum; returns its header and payload.
-fn read_frame<'a, H: serde::de::DeserializeOwned>(
+pub(super) fn read_frame<'a, H: serde::de::DeserializeOwned>(
     bytes: &'a [u8],
     magic: &[u8; 8],
     version: u32,

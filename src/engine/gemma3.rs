@@ -354,6 +354,8 @@ impl Gemma3 {
     /// Runs `tokens` (`[1, L]` int32) through the model, extending `cache`, and returns
     /// the final hidden states `[1, L, hidden]` (lazy).
     pub fn hidden(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
+        // The cache's last token changes and no logits are computed for it here.
+        cache.set_next_logits(None);
         let mut h = self.embed(tokens)?;
         for (block, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
             h = block.forward(&h, layer_cache)?;
@@ -390,20 +392,26 @@ impl Gemma3 {
         cache.advance();
         let h = rms_norm(&h, Some(&self.norm), self.config.rms_norm_eps)?;
         let last = h.try_index((.., -1, ..))?;
-        self.embed_tokens.forward(&last)
+        let logits = self.embed_tokens.forward(&last)?;
+        cache.set_next_logits(&logits)?;
+        Ok(logits)
     }
 
     /// Logits `[1, vocab]` for the last of `tokens`, extending `cache` (lazy).
     pub fn forward_last(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
         let h = self.hidden(tokens, cache)?;
         let last = h.try_index((.., -1, ..))?;
-        self.embed_tokens.forward(&last)
+        let logits = self.embed_tokens.forward(&last)?;
+        cache.set_next_logits(Some(logits.clone()));
+        Ok(logits)
     }
 
     /// Logits `[1, L, vocab]` for every position (tests and scoring).
     pub fn forward_all(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
         let h = self.hidden(tokens, cache)?;
-        self.embed_tokens.forward(&h)
+        let logits = self.embed_tokens.forward(&h)?;
+        cache.set_next_logits(Some(logits.try_index((.., -1, ..))?));
+        Ok(logits)
     }
 }
 

@@ -116,15 +116,23 @@ pub fn prefill(
     Ok(logits)
 }
 
-/// Adds `tokens` to the cache without computing logits (e.g. committing a turn).
+/// Adds `tokens` to the cache (e.g. committing a turn). With `keep_logits` the output
+/// head runs for the last token only, so the cache keeps its next-token logits;
+/// without, it is skipped (more tokens follow) and the cache has none.
 pub fn extend(
     model: &Gemma3,
     cache: &mut ModelCache,
     tokens: &[u32],
     chunk: usize,
+    keep_logits: bool,
 ) -> Result<(), EngineError> {
-    for piece in tokens.chunks(chunk.max(1)) {
-        model.hidden(&token_array(piece), cache)?;
+    let pieces: Vec<&[u32]> = tokens.chunks(chunk.max(1)).collect();
+    for (i, piece) in pieces.iter().enumerate() {
+        if keep_logits && i + 1 == pieces.len() {
+            model.forward_last(&token_array(piece), cache)?;
+        } else {
+            model.hidden(&token_array(piece), cache)?;
+        }
         cache.eval()?;
     }
     Ok(())
@@ -205,6 +213,8 @@ pub struct Generation {
 
 impl Generation {
     /// Starts a generation after `prompt` on a cache that holds `cached_tokens` tokens.
+    /// An empty prompt continues the cache from its next-token logits (no forward pass
+    /// before the first token); the cache must then hold them.
     pub fn new(
         prompt: Vec<u32>,
         options: GenerateOptions,
@@ -214,11 +224,6 @@ impl Generation {
             .sampling
             .validate()
             .map_err(EngineError::InvalidInput)?;
-        if prompt.is_empty() {
-            return Err(EngineError::InvalidInput(
-                "prompt must contain at least one token".into(),
-            ));
-        }
         let now = Instant::now();
         Ok(Self {
             sampler: Sampler::new(options.sampling.clone()),
@@ -298,6 +303,9 @@ impl Generation {
             cache.eval()?;
             return Ok(self.finish(FinishReason::Length));
         }
+        if self.prompt.is_empty() && self.out.is_empty() && !self.is_decoding() {
+            self.continue_from(cache)?;
+        }
         let fed = self.take_next()?;
         let logits = model.forward_last(&fed.input()?, cache)?;
         let queued = self.queue_next(&logits)?;
@@ -307,6 +315,20 @@ impl Generation {
             cache.eval()?;
         }
         Ok(step)
+    }
+
+    /// Takes the first token's logits from the cache (a generation without prompt).
+    fn continue_from(&mut self, cache: &ModelCache) -> Result<(), EngineError> {
+        let logits = cache.next_logits().cloned().ok_or_else(|| {
+            EngineError::InvalidInput(if cache.is_empty() {
+                "nothing to continue: the cache is empty and the prompt has no tokens".into()
+            } else {
+                "the cache holds no next-token logits to continue from; give a prompt".into()
+            })
+        })?;
+        let queued = self.queue_next(&logits)?;
+        mlx_rs::transforms::async_eval([&queued])?;
+        Ok(())
     }
 
     /// The token this decode step feeds: the pending device token (greedy) or one

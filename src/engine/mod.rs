@@ -14,6 +14,7 @@ pub mod gemma3;
 pub mod generate;
 pub mod linear;
 pub mod loader;
+pub mod logits_codec;
 pub mod sampling;
 pub mod tokenizer;
 pub mod weights;
@@ -127,14 +128,26 @@ impl Engine {
         self.tokenizer.encode(text)
     }
 
-    /// Prefills `tokens` into `cache` (chunked) without producing output.
+    /// Prefills `tokens` into `cache` (chunked); the cache keeps the logits after the
+    /// last token, so a generation can continue it without another forward pass.
     pub fn append(
         &self,
         cache: &mut ModelCache,
         tokens: &[u32],
         chunk: usize,
     ) -> Result<(), EngineError> {
-        generate::extend(&self.model, cache, tokens, chunk)
+        generate::extend(&self.model, cache, tokens, chunk, true)
+    }
+
+    /// Like [`Self::append`] when more tokens follow at once: skips the output head, so
+    /// the cache has no next-token logits until the next [`Self::append`].
+    pub fn append_partial(
+        &self,
+        cache: &mut ModelCache,
+        tokens: &[u32],
+        chunk: usize,
+    ) -> Result<(), EngineError> {
+        generate::extend(&self.model, cache, tokens, chunk, false)
     }
 
     /// Generates after `prompt`, streaming tokens to `on_token` (return `false` to stop).

@@ -170,6 +170,15 @@ pub fn greedy(id: &str, n: u32, commit: bool) -> proto::GenerateRequest {
     }
 }
 
+/// A greedy generation of `n` tokens without new text (raw format, no turns): the
+/// model continues the cluster from its last token.
+pub fn continue_greedy(id: &str, n: u32) -> proto::GenerateRequest {
+    proto::GenerateRequest {
+        format: proto::TurnFormat::Raw as i32,
+        ..greedy(id, n, false)
+    }
+}
+
 /// Runs a generation to the end: (streamed token ids, summary).
 pub async fn generate(
     c: &mut Client,
