@@ -239,6 +239,7 @@ struct GenerateArgs {
     /// The cluster to generate on.
     cluster: String,
     /// The prompt (a user turn); read from stdin when absent.
+    #[arg(conflicts_with = "continue_")]
     prompt: Option<String>,
     #[command(flatten)]
     sampling: SamplingArgs,
@@ -249,6 +250,10 @@ struct GenerateArgs {
     /// throwaway copy, leaving the cluster unchanged).
     #[arg(long)]
     commit: bool,
+    /// Continue the cluster's text where it stops, without a prompt (the first token
+    /// comes from the logits kept with its cache: no prefill, also after a restart).
+    #[arg(long = "continue", conflicts_with = "format")]
+    continue_: bool,
 }
 
 #[derive(Debug, Args)]
@@ -572,14 +577,15 @@ async fn daemon_command(addr: String, json: bool, command: Command) -> Result<()
             commands::append(&client, &mut p, &a.cluster, &turns, a.format).await?
         }
         Command::Generate(g) => {
-            let prompt = match g.prompt {
-                Some(p) => p,
-                None => read_turn(Path::new("-"))?,
+            let (prompt, format) = match (g.continue_, g.prompt) {
+                (true, _) => (Vec::new(), TextFormat::Raw),
+                (false, Some(p)) => (vec![TurnInput::user(p)], g.format),
+                (false, None) => (vec![TurnInput::user(read_turn(Path::new("-"))?)], g.format),
             };
             let request = GenerateRequest {
                 cluster: g.cluster,
-                prompt: vec![TurnInput::user(prompt)],
-                format: g.format,
+                prompt,
+                format,
                 sampling: g.sampling.sampling(),
                 commit: g.commit,
             };

@@ -483,6 +483,33 @@ fn cluster_commands_generate_and_chat_work_against_a_daemon() {
     assert_eq!(shown["cache_tokens"], context);
     assert_eq!(shown["turns"], 1);
 
+    // --continue: no prompt, the same greedy continuation twice (the cluster unchanged).
+    let cont = |a| {
+        json(&semkv(
+            a,
+            &[
+                "--json",
+                "generate",
+                "notes",
+                "--continue",
+                "--max-tokens",
+                "5",
+                "--temperature",
+                "0",
+            ],
+        ))
+    };
+    let (c1, c2) = (cont(a), cont(a));
+    assert_eq!(c1["stats"]["prompt_tokens"], 0);
+    assert_eq!(c1["stats"]["tokens_reused"], context);
+    assert_eq!(c1["text"], c2["text"]);
+    let out = semkv(a, &["generate", "notes", "x", "--continue"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a prompt and --continue conflict"
+    );
+
     // fork, list with a selector, delete.
     let forked = json(&semkv(
         a,
