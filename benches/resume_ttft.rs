@@ -1,5 +1,8 @@
 //! What a cached cluster buys: time to first token cold (prefill) vs warm (cache in
-//! memory) vs restored (cache read back from sled after a `kill -9` restart), cache
+//! memory) vs restored (cache read back from sled after a `kill -9` restart) — each
+//! for a 1-token prompt (one forward pass before the first token) and for a plain
+//! continuation (no new text: the first token comes from the logits kept with the
+//! cache, as in llama.cpp's saved sequence state) — cache
 //! persist / restore throughput against the disk's sequential read bandwidth measured
 //! in the same run, and 1 / 4 / 8 clusters generating at once (per-cluster tok/s,
 //! Jain's fairness index, aggregate tok/s). Everything goes through a real `semkvd`
@@ -10,7 +13,9 @@
 //!     [--device auto|cpu|gpu] [--gen 32] [--json OUT.json]
 //! ```
 //! Before the restart, the store's files are dropped from the page cache
-//! (`posix_fadvise(DONTNEED)`), so "restored" reads from the disk.
+//! (`posix_fadvise(DONTNEED)`), so "restored" reads from the disk. Times to first token
+//! are taken by the client: from sending the request to receiving the first token
+//! (gRPC, queueing, a lazy load from sled and the model's work included).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -173,21 +178,55 @@ async fn generate(
     prompt: &str,
     max_tokens: u32,
 ) -> proto::GenerateSummary {
+    timed_generate(c, id, prompt, max_tokens).await.0
+}
+
+/// Runs a raw-format generation (an empty `prompt` continues the cluster); returns the
+/// summary and the time from sending the request to receiving the first token (ms).
+async fn timed_generate(
+    c: &mut Client,
+    id: &str,
+    prompt: &str,
+    max_tokens: u32,
+) -> (proto::GenerateSummary, f64) {
     let req = proto::GenerateRequest {
         cluster_id: id.into(),
-        turns: vec![raw(prompt)],
+        turns: if prompt.is_empty() {
+            Vec::new()
+        } else {
+            vec![raw(prompt)]
+        },
         format: proto::TurnFormat::Raw as i32,
         max_tokens: Some(max_tokens),
         ignore_eos: true,
         ..Default::default()
     };
+    let sent = Instant::now();
+    let mut first = None;
     let mut stream = c.generate(req).await.expect("generate").into_inner();
     while let Some(msg) = stream.message().await.expect("stream") {
-        if let Some(Event::Done(done)) = msg.event {
-            return done;
+        match msg.event {
+            Some(Event::Token(_)) => {
+                first.get_or_insert_with(|| sent.elapsed().as_secs_f64() * 1e3);
+            }
+            Some(Event::Done(done)) => {
+                let ttft = first.expect("a token before the summary");
+                return (done, ttft);
+            }
+            None => {}
         }
     }
     panic!("stream ended without a summary")
+}
+
+async fn fork(c: &mut Client, from: &str, to: &str) {
+    c.fork_cluster(proto::ForkClusterRequest {
+        source_cluster_id: from.into(),
+        new_cluster_id: to.into(),
+        labels: Default::default(),
+    })
+    .await
+    .expect("fork");
 }
 
 /// Drops a directory's files from the page cache, so the next read comes from disk.
@@ -267,11 +306,16 @@ async fn main() {
     struct Row {
         tokens: u64,
         cold_ms: f64,
+        /// 1-token prompt on the cache in memory / restored from sled.
         warm_ms: f64,
+        restored_ms: f64,
+        /// No new text: the first token from the kept logits.
+        warm_continue_ms: f64,
+        restored_continue_ms: f64,
         persist_ms: f64,
         cache_bytes: u64,
-        restored_ms: f64,
         load_ms: f64,
+        continue_load_ms: f64,
         reused: u64,
     }
     let mut rows = Vec::new();
@@ -279,11 +323,15 @@ async fn main() {
         let text = filler(n, i + 1);
         let cold_id = format!("cold-{n}");
         create(&mut c, &cold_id).await;
-        let cold = generate(&mut c, &cold_id, &text, 1).await;
+        let (_, cold_ms) = timed_generate(&mut c, &cold_id, &text, 1).await;
         let id = format!("ctx-{n}");
         create(&mut c, &id).await;
         let appended = append(&mut c, &id, &text).await;
-        let warm = generate(&mut c, &id, " and", 1).await;
+        // A twin for the continuation after the restart (same stored cache).
+        fork(&mut c, &id, &format!("cont-{n}")).await;
+        let (_, warm_ms) = timed_generate(&mut c, &id, " and", 1).await;
+        let (warm_continue, warm_continue_ms) = timed_generate(&mut c, &id, "", 1).await;
+        assert_eq!(warm_continue.prompt_tokens, 0);
         let cluster = c
             .get_cluster(proto::GetClusterRequest {
                 cluster_id: id.clone(),
@@ -293,12 +341,15 @@ async fn main() {
             .into_inner();
         rows.push(Row {
             tokens: appended.total_tokens,
-            cold_ms: cold.time_to_first_token_ms,
-            warm_ms: warm.time_to_first_token_ms,
+            cold_ms,
+            warm_ms,
+            restored_ms: 0.0,
+            warm_continue_ms,
+            restored_continue_ms: 0.0,
             persist_ms: appended.persist_ms,
             cache_bytes: cluster.cache_bytes,
-            restored_ms: 0.0,
             load_ms: 0.0,
+            continue_load_ms: 0.0,
             reused: 0,
         });
     }
@@ -307,26 +358,49 @@ async fn main() {
     drop_page_cache(dir.path());
     let daemon = Daemon::start(&args, dir.path());
     let mut c = daemon.client().await;
+    // The new process's first forward passes allocate; that is paid once per process,
+    // not per cluster, so it stays out of the restored times.
+    generate(&mut c, "warmup", " and", 2).await;
     for (row, &n) in rows.iter_mut().zip(&args.sizes) {
-        let restored = generate(&mut c, &format!("ctx-{n}"), " and", 1).await;
-        row.restored_ms = restored.time_to_first_token_ms
-            + restored.cache_load.as_ref().map_or(0.0, |l| l.load_ms);
-        row.load_ms = restored.cache_load.as_ref().map_or(0.0, |l| l.load_ms);
+        // Each restore reads from the disk, not from pages an earlier one brought in.
+        drop_page_cache(dir.path());
+        let (restored, ms) = timed_generate(&mut c, &format!("ctx-{n}"), " and", 1).await;
+        let load = restored.cache_load.expect("load report");
+        assert!(
+            load.loaded_from_disk && load.rebuilt_tokens == 0,
+            "{load:?}"
+        );
+        row.restored_ms = ms;
+        row.load_ms = load.load_ms;
         row.reused = restored.reused_tokens;
+        drop_page_cache(dir.path());
+        let (restored, ms) = timed_generate(&mut c, &format!("cont-{n}"), "", 1).await;
+        let load = restored.cache_load.expect("load report");
+        assert!(
+            load.loaded_from_disk && load.rebuilt_tokens == 0,
+            "{load:?}"
+        );
+        row.restored_continue_ms = ms;
+        row.continue_load_ms = load.load_ms;
     }
 
-    println!("\n## Time to first token (ms): cold prefill vs cached\n");
-    println!("| cluster tokens | cold | warm (memory) | restored (sled, after kill -9) | cold/warm | cold/restored | reused |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("\n## Time to first token (ms, at the client): cold prefill vs cached\n");
+    println!("1-token prompt: one forward pass before the first token. Continue: no new text, the first token comes from the logits kept with the cache.\n");
+    println!("| cluster tokens | cold | warm 1-token | restored 1-token | warm continue | restored continue | cold/warm | cold/restored | cold/warm continue | cold/restored continue | reused |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.0}x | {:.1}x | {} |",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1}x | {:.1}x | {:.0}x | {:.0}x | {} |",
             r.tokens,
             r.cold_ms,
             r.warm_ms,
             r.restored_ms,
+            r.warm_continue_ms,
+            r.restored_continue_ms,
             r.cold_ms / r.warm_ms,
             r.cold_ms / r.restored_ms,
+            r.cold_ms / r.warm_continue_ms,
+            r.cold_ms / r.restored_continue_ms,
             r.reused
         );
     }
@@ -360,8 +434,19 @@ async fn main() {
             let id = format!("par-{k}-{j}");
             create(&mut c, &id).await;
             append(&mut c, &id, &filler(128, 100 + j)).await;
-            // Untimed: first-use work (e.g. GPU kernel compilation) stays out of the table.
-            generate(&mut c, &id, " and", 4).await;
+        }
+        // Untimed, all k at once: first-use work (e.g. GPU kernel compilation for this
+        // batch size) stays out of the table.
+        let warmups: Vec<_> = (0..k)
+            .map(|j| {
+                let mut c = c.clone();
+                tokio::spawn(
+                    async move { generate(&mut c, &format!("par-{k}-{j}"), " and", 4).await },
+                )
+            })
+            .collect();
+        for w in warmups {
+            w.await.expect("warm-up");
         }
         let start = Instant::now();
         let tasks: Vec<_> = (0..k)
@@ -405,8 +490,10 @@ async fn main() {
             .iter()
             .map(|r| {
                 serde_json::json!({"tokens": r.tokens, "cold_ms": r.cold_ms, "warm_ms": r.warm_ms,
-                "restored_ms": r.restored_ms, "load_ms": r.load_ms, "persist_ms": r.persist_ms,
-                "cache_bytes": r.cache_bytes, "reused": r.reused})
+                "restored_ms": r.restored_ms, "warm_continue_ms": r.warm_continue_ms,
+                "restored_continue_ms": r.restored_continue_ms, "load_ms": r.load_ms,
+                "continue_load_ms": r.continue_load_ms, "persist_ms": r.persist_ms,
+                "cache_bytes": r.cache_bytes, "reused": r.reused, "ttft_measured_at": "client"})
             })
             .collect();
         let report = serde_json::json!({"model": info.model, "device": info.device, "disk_read_mb_s": disk,

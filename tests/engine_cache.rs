@@ -185,6 +185,43 @@ fn empty_prompt_continues_from_kept_logits() {
     assert!(err.to_string().contains("cache is empty"), "{err}");
 }
 
+/// The first token is handed out before it is fed to the model (it is fed at the next
+/// step); however the generation ends, every returned token ends up in the cache:
+/// generating 1 token, or stopping after the first, then continuing equals one longer
+/// generation.
+#[test]
+fn first_token_is_in_the_cache_however_the_generation_ends() {
+    let e = engine();
+    let tokens = prompt(40, 9);
+    let options = |max_tokens| GenerateOptions {
+        max_tokens,
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    let whole = e
+        .generate(&mut e.new_cache(), &tokens, &options(12), |_| true)
+        .unwrap()
+        .tokens;
+    // max_tokens = 1, then continue.
+    let mut cache = e.new_cache();
+    let one = e
+        .generate(&mut cache, &tokens, &options(1), |_| true)
+        .unwrap();
+    assert_eq!(one.tokens, whole[..1]);
+    assert_eq!(cache.len(), 41);
+    let rest = e.generate(&mut cache, &[], &options(11), |_| true).unwrap();
+    assert_eq!(rest.tokens, whole[1..]);
+    // The client goes away after the first token.
+    let mut cache = e.new_cache();
+    let cancelled = e
+        .generate(&mut cache, &tokens, &options(12), |_| false)
+        .unwrap();
+    assert_eq!(cancelled.tokens, whole[..1]);
+    assert_eq!(cache.len(), 41);
+    let rest = e.generate(&mut cache, &[], &options(11), |_| true).unwrap();
+    assert_eq!(rest.tokens, whole[1..]);
+}
+
 #[test]
 fn fork_leaves_parent_unchanged() {
     let e = engine();

@@ -256,12 +256,17 @@ impl ClusterState {
                 Ok(outcome) => return Ok(outcome),
                 Err(RunError::Service(e)) => return Err(e),
                 Err(RunError::NeedsRestore) => {
+                    let started = Instant::now();
                     let cache = self.ctx.store.cache(self.id())?;
                     let segments = self.ctx.store.segments(self.id()).unwrap_or_else(|e| {
                         tracing::error!(cluster = self.id(), error = %e, "token log damaged");
                         Vec::new()
                     });
-                    restore = Some(Restore { cache, segments });
+                    restore = Some(Restore {
+                        cache,
+                        segments,
+                        read_time: started.elapsed(),
+                    });
                 }
             }
         }

@@ -47,6 +47,8 @@ pub struct LoadReport {
     pub rebuilt_tokens: usize,
     /// Why the rebuild was needed.
     pub rebuild_reason: Option<String>,
+    /// Reading the stored records and turning them into the in-memory cache (not a
+    /// rebuild's prefill).
     pub load_time: Duration,
 }
 

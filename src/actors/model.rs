@@ -50,6 +50,8 @@ pub struct ModelSettings {
 pub struct Restore {
     pub cache: StoredCache,
     pub segments: Vec<Segment>,
+    /// Time spent reading these records from the store.
+    pub read_time: Duration,
 }
 
 /// Why a run was refused.
@@ -497,7 +499,7 @@ impl ModelState {
                         self.insert_cache(&cluster, cache);
                     }
                 }
-                job.load.load_time = started.elapsed();
+                job.load.load_time = restore.read_time + started.elapsed();
             }
         }
         let id = self.next_job;

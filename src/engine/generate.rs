@@ -187,8 +187,11 @@ impl Fed {
 ///
 /// Decode is pipelined: a step feeds its token to the model and queues the work for
 /// the next one on the device (`async_eval`) before it returns this token, so the
-/// device computes while the caller streams the token. Every returned token is
-/// therefore already in the cache.
+/// device computes while the caller streams the token. The first token is the
+/// exception: it is handed out as soon as it exists (the time to first token does not
+/// wait for building — on the CPU largely running — the next forward pass) and fed at
+/// the next step. Once the generation has finished, every returned token is in the
+/// cache.
 pub struct Generation {
     options: GenerateOptions,
     prompt: Vec<u32>,
@@ -204,6 +207,8 @@ pub struct Generation {
     logits: Option<Array>,
     /// Greedy: the next token, computed on the device and not read yet.
     pending: Option<Array>,
+    /// The first token, handed out but not yet fed to the model.
+    unfed: Option<u32>,
     started: Instant,
     ttft: Duration,
     decode_started: Instant,
@@ -237,6 +242,7 @@ impl Generation {
             text: String::new(),
             logits: None,
             pending: None,
+            unfed: None,
             started: now,
             ttft: Duration::ZERO,
             decode_started: now,
@@ -266,6 +272,8 @@ impl Generation {
         !self.finished
             && !self.cancelled
             && self.prefilled == self.prompt.len()
+            && !self.out.is_empty()
+            && self.unfed.is_none()
             && self.out.len() < self.options.max_tokens
             && (self.pending.is_some() || self.logits.is_some())
     }
@@ -283,6 +291,7 @@ impl Generation {
             ));
         }
         if self.cancelled {
+            self.feed_unfed(model, cache)?;
             cache.eval()?;
             return Ok(self.finish(FinishReason::Cancelled));
         }
@@ -300,11 +309,28 @@ impl Generation {
             return Ok(Step::Prefilled(n));
         }
         if self.out.len() >= self.options.max_tokens {
+            self.feed_unfed(model, cache)?;
             cache.eval()?;
             return Ok(self.finish(FinishReason::Length));
         }
-        if self.prompt.is_empty() && self.out.is_empty() && !self.is_decoding() {
-            self.continue_from(cache)?;
+        if self.out.is_empty() {
+            if self.prompt.is_empty() && self.pending.is_none() && self.logits.is_none() {
+                self.continue_from(cache)?;
+            }
+            // Waits only for the prefill's (or the kept logits') result.
+            let first = self.take_next()?.id()?;
+            let step = self.accept(tokenizer, &Fed::Host(first))?;
+            self.unfed = Some(first);
+            if matches!(step, Step::Finished(_)) {
+                self.feed_unfed(model, cache)?;
+                cache.eval()?;
+            }
+            return Ok(step);
+        }
+        if let Some(first) = self.unfed.take() {
+            // Catch up: feed the first token; its logits give the next one.
+            let logits = model.forward_last(&token_array(&[first]), cache)?;
+            self.queue_next(&logits)?;
         }
         let fed = self.take_next()?;
         let logits = model.forward_last(&fed.input()?, cache)?;
@@ -315,6 +341,14 @@ impl Generation {
             cache.eval()?;
         }
         Ok(step)
+    }
+
+    /// Feeds the first token if it was handed out but not fed yet.
+    fn feed_unfed(&mut self, model: &Gemma3, cache: &mut ModelCache) -> Result<(), EngineError> {
+        if let Some(first) = self.unfed.take() {
+            model.forward_last(&token_array(&[first]), cache)?;
+        }
+        Ok(())
     }
 
     /// Takes the first token's logits from the cache (a generation without prompt).
