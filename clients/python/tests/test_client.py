@@ -232,11 +232,19 @@ def test_raw_format(client: Client) -> None:
 
 def test_generation_errors_raised_by_the_cluster_reach_the_client(client: Client) -> None:
     client.create_cluster("raw-empty")
-    client.append("raw-empty", [("user", "Once upon a time")], raw=True)
     for _ in range(20):
-        # Raw format with no new text: nothing to generate from.
-        with pytest.raises(InvalidArgumentError):
+        # Raw format, no text, empty cluster: nothing to generate from.
+        with pytest.raises(InvalidArgumentError, match="empty"):
             client.generate("raw-empty", max_tokens=6, raw=True)
+
+
+def test_raw_generation_without_text_continues_the_cluster(client: Client) -> None:
+    client.create_cluster("raw-continue")
+    client.append("raw-continue", [("user", "Once upon a time")], raw=True)
+    first = client.generate("raw-continue", max_tokens=6, raw=True)
+    again = client.generate("raw-continue", max_tokens=6, raw=True)
+    assert first.prompt_tokens == 0 and first.reused_tokens > 0
+    assert len(first.tokens) > 0 and first.tokens == again.tokens
 
 
 def test_evict_persist_and_reload(client: Client) -> None:
