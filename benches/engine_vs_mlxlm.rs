@@ -125,14 +125,17 @@ fn run_batched_once(engine: &Engine, prompts: &[Vec<u32>], gen: usize) -> (f64, 
         .map(|p| Generation::new(p.clone(), options.clone(), 0).expect("valid generation"))
         .collect();
     let mut caches: Vec<_> = prompts.iter().map(|_| engine.new_cache()).collect();
-    for (g, c) in gens.iter_mut().zip(caches.iter_mut()) {
+    let mut tokens = vec![Vec::new(); prompts.len()];
+    for ((g, c), out) in gens.iter_mut().zip(caches.iter_mut()).zip(&mut tokens) {
+        // Prefill, then the first token (read from the prefill's logits).
         while !g.is_decoding() {
-            engine.step(g, c).expect("prefill step");
+            if let Step::Token(t) = engine.step(g, c).expect("prefill step") {
+                out.push(t.id);
+            }
         }
     }
     // All sequences decode the same number of tokens: one batch from start to end.
     let mut batch = BatchCache::join(&caches.iter().collect::<Vec<_>>()).expect("join");
-    let mut tokens = vec![Vec::new(); prompts.len()];
     let mut start = None;
     while gens.iter().all(Generation::is_decoding) {
         let mut members: Vec<&mut Generation> = gens.iter_mut().collect();
@@ -168,7 +171,7 @@ fn run_engine_once(engine: &Engine, prompt: &[u32], gen: usize) -> (f64, f64) {
             .step(&mut generation, &mut cache)
             .expect("engine step")
         {
-            Step::Prefilled(_) => {}
+            Step::Prefilled(_) | Step::FedFirst => {}
             Step::Token(_) => {
                 first.get_or_insert_with(Instant::now);
             }

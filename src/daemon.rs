@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ractor::Actor;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::actors::model::{self, ModelArgs, ModelMsg, ModelSettings};
 use crate::actors::registry::{Registry, RegistryArgs};
@@ -145,10 +145,15 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(SemKvServer::new(service))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            let _ = server_stop.wait_for(|stop| *stop).await;
-            tracing::info!("shutting down: no new requests; draining running ones");
-        });
+        // Streamed tokens go out at once: without TCP_NODELAY a small message can wait
+        // for the peer's delayed ACK (~40 ms measured on the first token).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async move {
+                let _ = server_stop.wait_for(|stop| *stop).await;
+                tracing::info!("shutting down: no new requests; draining running ones");
+            },
+        );
     tokio::pin!(server);
     let mut drain_stop = stop_rx;
     let drain = config.drain_timeout;

@@ -358,7 +358,9 @@ async fn fair_decode_with_four_streams_and_a_huge_prefill() {
         .unwrap()
         .into_inner();
     for id in streams {
-        assert_eq!(trace.decode_steps[id], 200, "{id}");
+        // 200 tokens: one step hands out the first token (read from the prefill's
+        // logits), the next feeds it, then one step per token.
+        assert_eq!(trace.decode_steps[id], 201, "{id}");
     }
     let steps = &trace.steps;
     let decode = proto::StepKind::Decode as i32;

@@ -14,7 +14,7 @@ use mlx_rs::ops::indexing::TryIndexOp;
 use super::batch_cache::BatchCache;
 use super::cache::ModelCache;
 use super::gemma3::Gemma3;
-use super::generate::{Generation, Step};
+use super::generate::{Fed, Generation, Step};
 use super::tokenizer::TextTokenizer;
 use super::EngineError;
 
@@ -39,13 +39,18 @@ pub fn decode_step(
             "batched decode: generation {i} is not at a decode step"
         )));
     }
+    // A generation whose first token was handed out but not fed feeds it now (and
+    // returns no token this step); the others feed their next token.
     let fed = generations
         .iter_mut()
-        .map(|g| g.take_next())
+        .map(|g| match g.take_unfed() {
+            Some(first) => Ok((Fed::Host(first), true)),
+            None => g.take_next().map(|f| (f, false)),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let inputs = fed
         .iter()
-        .map(|f| f.input())
+        .map(|(f, _)| f.input())
         .collect::<Result<Vec<_>, _>>()?;
     let logits = model.forward_decode_batch(&concatenate(&inputs, 0)?, cache)?;
     let mut queued = Vec::with_capacity(generations.len());
@@ -58,7 +63,13 @@ pub fn decode_step(
     generations
         .iter_mut()
         .zip(&fed)
-        .map(|(g, fed)| g.accept(tokenizer, fed))
+        .map(|(g, (fed, first))| {
+            if *first {
+                Ok(Step::FedFirst)
+            } else {
+                g.accept(tokenizer, fed)
+            }
+        })
         .collect()
 }
 

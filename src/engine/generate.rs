@@ -152,6 +152,9 @@ pub enum Step {
     Prefilled(usize),
     /// A token was generated.
     Token(TokenEvent),
+    /// The first token (returned by the previous step) went into the cache; no new
+    /// token this step.
+    FedFirst,
     /// Generation is over; the cache is consistent and evaluated.
     Finished(GenerationOutput),
 }
@@ -273,7 +276,6 @@ impl Generation {
             && !self.cancelled
             && self.prefilled == self.prompt.len()
             && !self.out.is_empty()
-            && self.unfed.is_none()
             && self.out.len() < self.options.max_tokens
             && (self.pending.is_some() || self.logits.is_some())
     }
@@ -330,7 +332,9 @@ impl Generation {
         if let Some(first) = self.unfed.take() {
             // Catch up: feed the first token; its logits give the next one.
             let logits = model.forward_last(&token_array(&[first]), cache)?;
-            self.queue_next(&logits)?;
+            let queued = self.queue_next(&logits)?;
+            mlx_rs::transforms::async_eval([&queued])?;
+            return Ok(Step::FedFirst);
         }
         let fed = self.take_next()?;
         let logits = model.forward_last(&fed.input()?, cache)?;
@@ -341,6 +345,11 @@ impl Generation {
             cache.eval()?;
         }
         Ok(step)
+    }
+
+    /// The first token, if it was handed out but not fed yet (a batched step feeds it).
+    pub(super) fn take_unfed(&mut self) -> Option<u32> {
+        self.unfed.take()
     }
 
     /// Feeds the first token if it was handed out but not fed yet.
@@ -459,7 +468,7 @@ pub fn generate(
     let mut generation = Generation::new(prompt.to_vec(), options.clone(), cache.len())?;
     loop {
         match generation.step(model, tokenizer, cache)? {
-            Step::Prefilled(_) => {}
+            Step::Prefilled(_) | Step::FedFirst => {}
             Step::Token(event) => {
                 if !on_token(&event) {
                     generation.cancel();

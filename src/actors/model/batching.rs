@@ -62,7 +62,9 @@ impl ModelState {
                     .engine
                     .decode_batch_cache(&mut generations, &mut live.cache);
                 let keep = result.as_ref().is_ok_and(|steps| {
-                    steps.iter().all(|s| matches!(s, Step::Token(_)))
+                    steps
+                        .iter()
+                        .all(|s| matches!(s, Step::Token(_) | Step::FedFirst))
                         && generations.iter().all(|g| g.is_decoding())
                 });
                 (result, keep)
