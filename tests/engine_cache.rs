@@ -13,7 +13,7 @@ mod common;
 use common::{max_diff, prompt, tiny_engine, to_vec};
 
 use semkv::engine::cache::ModelCache;
-use semkv::engine::generate::{prefill, GenerateOptions};
+use semkv::engine::generate::{prefill, GenerateOptions, Generation, Step};
 use semkv::engine::sampling::SamplingParams;
 use semkv::engine::Engine;
 
@@ -220,6 +220,11 @@ fn first_token_is_in_the_cache_however_the_generation_ends() {
     assert_eq!(cache.len(), 41);
     let rest = e.generate(&mut cache, &[], &options(11), |_| true).unwrap();
     assert_eq!(rest.tokens, whole[1..]);
+    // Once the first token is out, the step that feeds it can run in a batch.
+    let mut g = Generation::new(tokens.clone(), options(12), 0).unwrap();
+    let mut cache = e.new_cache();
+    while !matches!(e.step(&mut g, &mut cache).unwrap(), Step::Token(_)) {}
+    assert!(g.is_decoding());
 }
 
 #[test]

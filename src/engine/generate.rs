@@ -277,7 +277,7 @@ impl Generation {
             && self.prefilled == self.prompt.len()
             && !self.out.is_empty()
             && self.out.len() < self.options.max_tokens
-            && (self.pending.is_some() || self.logits.is_some())
+            && (self.pending.is_some() || self.logits.is_some() || self.unfed.is_some())
     }
 
     /// Advances by one prefill chunk or one decoded token.
