@@ -365,7 +365,16 @@ async fn fair_decode_with_four_streams_and_a_huge_prefill() {
     let steps = &trace.steps;
     let decode = proto::StepKind::Decode as i32;
     let is_decode_of = |s: &proto::SchedulerStep, id: &str| s.kind == decode && s.cluster_id == id;
-    let first = |id: &str| steps.iter().position(|s| is_decode_of(s, id)).unwrap();
+    // From each stream's second decode step: the first one hands out the token the
+    // prefill computed (no model work, not batched); from the next on, streams decode
+    // together.
+    let first = |id: &str| {
+        let mut at = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| is_decode_of(s, id));
+        at.nth(1).unwrap().0
+    };
     let last = |id: &str| steps.iter().rposition(|s| is_decode_of(s, id)).unwrap();
     let start = streams.iter().map(|id| first(id)).max().unwrap();
     let end = streams.iter().map(|id| last(id)).min().unwrap();
