@@ -219,6 +219,20 @@ async fn timed_generate(
     panic!("stream ended without a summary")
 }
 
+/// The first request on a cold cluster: drops the store's pages first (so the restore
+/// reads from the disk, not from pages an earlier one brought in), checks the cache was
+/// loaded as stored, and returns (time to first token, load ms, reused tokens).
+async fn restore(c: &mut Client, store: &Path, id: &str, prompt: &str) -> (f64, f64, u64) {
+    drop_page_cache(store);
+    let (restored, ms) = timed_generate(c, id, prompt, 1).await;
+    let load = restored.cache_load.expect("load report");
+    assert!(
+        load.loaded_from_disk && load.rebuilt_tokens == 0,
+        "{load:?}"
+    );
+    (ms, load.load_ms, restored.reused_tokens)
+}
+
 async fn fork(c: &mut Client, from: &str, to: &str) {
     c.fork_cluster(proto::ForkClusterRequest {
         source_cluster_id: from.into(),
@@ -362,26 +376,10 @@ async fn main() {
     // not per cluster, so it stays out of the restored times.
     generate(&mut c, "warmup", " and", 2).await;
     for (row, &n) in rows.iter_mut().zip(&args.sizes) {
-        // Each restore reads from the disk, not from pages an earlier one brought in.
-        drop_page_cache(dir.path());
-        let (restored, ms) = timed_generate(&mut c, &format!("ctx-{n}"), " and", 1).await;
-        let load = restored.cache_load.expect("load report");
-        assert!(
-            load.loaded_from_disk && load.rebuilt_tokens == 0,
-            "{load:?}"
-        );
-        row.restored_ms = ms;
-        row.load_ms = load.load_ms;
-        row.reused = restored.reused_tokens;
-        drop_page_cache(dir.path());
-        let (restored, ms) = timed_generate(&mut c, &format!("cont-{n}"), "", 1).await;
-        let load = restored.cache_load.expect("load report");
-        assert!(
-            load.loaded_from_disk && load.rebuilt_tokens == 0,
-            "{load:?}"
-        );
-        row.restored_continue_ms = ms;
-        row.continue_load_ms = load.load_ms;
+        let (ms, load_ms, reused) = restore(&mut c, dir.path(), &format!("ctx-{n}"), " and").await;
+        (row.restored_ms, row.load_ms, row.reused) = (ms, load_ms, reused);
+        let (ms, load_ms, _) = restore(&mut c, dir.path(), &format!("cont-{n}"), "").await;
+        (row.restored_continue_ms, row.continue_load_ms) = (ms, load_ms);
     }
 
     println!("\n## Time to first token (ms, at the client): cold prefill vs cached\n");

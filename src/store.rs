@@ -363,17 +363,31 @@ impl Store {
         Ok(())
     }
 
+    /// The payload of the record at `key`, if any; a failed check is noted in `damaged`
+    /// (the first failure is kept) and gives `None`.
+    fn checked(
+        &self,
+        kind: Kind,
+        key: &[u8],
+        damaged: &mut Option<String>,
+    ) -> Result<Option<Vec<u8>>> {
+        let Some(v) = self.db.get(key)? else {
+            return Ok(None);
+        };
+        Ok(match unwrap(kind, key, &v) {
+            Ok(p) => Some(p.to_vec()),
+            Err(e) => {
+                damaged.get_or_insert(e.to_string());
+                None
+            }
+        })
+    }
+
     /// The cache blobs of a cluster, each checked; any failure sets `damaged` (the
     /// caller then rebuilds from the segments).
     pub fn cache(&self, id: &str) -> Result<StoredCache> {
         let mut out = StoredCache::default();
-        let key = base_key(id);
-        if let Some(v) = self.db.get(&key)? {
-            match unwrap(Kind::Base, &key, &v) {
-                Ok(p) => out.base = Some(p.to_vec()),
-                Err(e) => out.damaged = Some(e.to_string()),
-            }
-        }
+        out.base = self.checked(Kind::Base, &base_key(id), &mut out.damaged)?;
         for item in self.db.scan_prefix(format!("d/{id}/k/")) {
             let (k, v) = item?;
             match unwrap(Kind::Delta, &k, &v) {
@@ -383,15 +397,7 @@ impl Store {
                 }
             }
         }
-        let key = logits_key(id);
-        if let Some(v) = self.db.get(&key)? {
-            match unwrap(Kind::Logits, &key, &v) {
-                Ok(p) => out.next_logits = Some(p.to_vec()),
-                Err(e) => {
-                    out.damaged.get_or_insert(e.to_string());
-                }
-            }
-        }
+        out.next_logits = self.checked(Kind::Logits, &logits_key(id), &mut out.damaged)?;
         if out.damaged.is_some() {
             out.base = None;
             out.deltas.clear();

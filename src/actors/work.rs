@@ -197,9 +197,10 @@ impl Job {
                 replay,
             } => {
                 let end = (*done + *chunk).min(tokens.len());
-                if end == tokens.len() && end > *done {
+                if end == tokens.len() {
                     engine.append(cache, &tokens[*done..end], *chunk)?;
-                } else if end > *done {
+                } else {
+                    // More chunks follow: no output head until the last one.
                     engine.append_partial(cache, &tokens[*done..end], *chunk)?;
                 }
                 *done = end;

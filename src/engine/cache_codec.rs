@@ -258,15 +258,21 @@ pub(super) fn read_frame<'a, H: serde::de::DeserializeOwned>(
     Ok((header, payload))
 }
 
+/// Refuses data made by another model than `expected`.
+pub(super) fn check_fingerprint(found: String, expected: &str) -> Result<(), CodecError> {
+    if found != expected {
+        return Err(CodecError::WrongModel {
+            expected: expected.to_owned(),
+            found,
+        });
+    }
+    Ok(())
+}
+
 /// Restores a cache, refusing one made by another model or damaged in any way.
 pub fn decode(bytes: &[u8], expected_fingerprint: &str) -> Result<ModelCache, CodecError> {
     let (header, payload): (Header, _) = read_frame(bytes, MAGIC, FORMAT_VERSION)?;
-    if header.fingerprint != expected_fingerprint {
-        return Err(CodecError::WrongModel {
-            expected: expected_fingerprint.to_owned(),
-            found: header.fingerprint,
-        });
-    }
+    check_fingerprint(header.fingerprint, expected_fingerprint)?;
     let mut reader = PayloadReader { payload, at: 0 };
     let mut layers = Vec::with_capacity(header.layers.len());
     for l in &header.layers {
@@ -449,12 +455,7 @@ pub fn apply_delta(
 ) -> Result<(), CodecError> {
     use mlx_rs::ops::indexing::TryIndexOp;
     let (header, payload): (DeltaHeader, _) = read_frame(bytes, DELTA_MAGIC, DELTA_FORMAT_VERSION)?;
-    if header.fingerprint != expected_fingerprint {
-        return Err(CodecError::WrongModel {
-            expected: expected_fingerprint.to_owned(),
-            found: header.fingerprint,
-        });
-    }
+    check_fingerprint(header.fingerprint, expected_fingerprint)?;
     if header.from != cache.len() || header.to < header.from {
         return Err(CodecError::Corrupt(format!(
             "delta covers tokens {}..{} but the cache holds {}",

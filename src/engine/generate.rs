@@ -316,7 +316,8 @@ impl Generation {
             return Ok(self.finish(FinishReason::Length));
         }
         if self.out.is_empty() {
-            if self.prompt.is_empty() && self.pending.is_none() && self.logits.is_none() {
+            if self.prompt.is_empty() {
+                // No prefill queued anything: take the first token from the cache.
                 self.continue_from(cache)?;
             }
             // Waits only for the prefill's (or the kept logits') result.

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::cache::ModelCache;
 use super::cache_codec::{
-    array_bytes, array_from_bytes, dtype_from_name, dtype_name, read_frame, write_frame, CodecError,
+    array_bytes, array_from_bytes, check_fingerprint, dtype_from_name, dtype_name, read_frame,
+    write_frame, CodecError,
 };
 
 const MAGIC: &[u8; 8] = b"SEMKVLG\0";
@@ -60,12 +61,7 @@ pub fn attach(
     expected_fingerprint: &str,
 ) -> Result<(), CodecError> {
     let (header, payload): (Header, _) = read_frame(bytes, MAGIC, FORMAT_VERSION)?;
-    if header.fingerprint != expected_fingerprint {
-        return Err(CodecError::WrongModel {
-            expected: expected_fingerprint.to_owned(),
-            found: header.fingerprint,
-        });
-    }
+    check_fingerprint(header.fingerprint, expected_fingerprint)?;
     if header.tokens != cache.len() {
         return Err(CodecError::Corrupt(format!(
             "next-token logits follow {} tokens but the cache holds {}",
