@@ -22,12 +22,15 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use semkv::engine::batch_cache::BatchCache;
-use semkv::engine::device::DeviceChoice;
-use semkv::engine::generate::{GenerateOptions, Generation, Step};
-use semkv::engine::loader::load_engine;
-use semkv::engine::weights::WeightFormat;
-use semkv::engine::{Engine, LoadOptions};
+use semkv_engine::cache::batch_cache::BatchCache;
+use semkv_engine::device::DeviceChoice;
+use semkv_engine::generate::{GenerateOptions, Generation, Step};
+use semkv_engine::model::loader::load_engine;
+use semkv_engine::model::weights::WeightFormat;
+use semkv_engine::{Engine, LoadOptions};
+
+/// Prompt tokens per prefill pass in every engine run here (one pass for most prompts).
+const PREFILL_CHUNK: usize = 2048;
 
 struct Args {
     model: PathBuf,
@@ -117,12 +120,15 @@ fn run_batched_once(engine: &Engine, prompts: &[Vec<u32>], gen: usize) -> (f64, 
     let options = GenerateOptions {
         max_tokens: gen + 1,
         stop_at_eos: false,
-        prefill_chunk: 2048,
         ..Default::default()
     };
     let mut gens: Vec<Generation> = prompts
         .iter()
-        .map(|p| Generation::new(p.clone(), options.clone(), 0).expect("valid generation"))
+        .map(|p| {
+            Generation::new(p.clone(), options.clone(), 0)
+                .expect("valid generation")
+                .with_prefill_chunk(PREFILL_CHUNK)
+        })
         .collect();
     let mut caches: Vec<_> = prompts.iter().map(|_| engine.new_cache()).collect();
     let mut tokens = vec![Vec::new(); prompts.len()];
@@ -159,11 +165,12 @@ fn run_engine_once(engine: &Engine, prompt: &[u32], gen: usize) -> (f64, f64) {
     let options = GenerateOptions {
         max_tokens: gen + 1,
         stop_at_eos: false,
-        prefill_chunk: 2048,
         ..Default::default()
     };
     let mut cache = engine.new_cache();
-    let mut generation = Generation::new(prompt.to_vec(), options, 0).expect("valid generation");
+    let mut generation = Generation::new(prompt.to_vec(), options, 0)
+        .expect("valid generation")
+        .with_prefill_chunk(PREFILL_CHUNK);
     let start = Instant::now();
     let mut first = None;
     loop {
@@ -284,15 +291,17 @@ fn batch_table(engine: &Engine, args: &Args) -> Vec<serde_json::Value> {
     let options = GenerateOptions {
         max_tokens: args.gen + 1,
         stop_at_eos: false,
-        prefill_chunk: 2048,
         ..Default::default()
     };
     let solo_run = || -> Vec<Vec<u32>> {
         prompts
             .iter()
             .map(|p| {
+                let generation = Generation::new(p.clone(), options.clone(), 0)
+                    .expect("valid generation")
+                    .with_prefill_chunk(PREFILL_CHUNK);
                 engine
-                    .generate(&mut engine.new_cache(), p, &options, |_| true)
+                    .run(&mut engine.new_cache(), generation, |_| true)
                     .expect("solo generation")
                     .tokens
             })

@@ -17,9 +17,8 @@
 //! are taken by the client: from sending the request to receiving the first token
 //! (gRPC, queueing, a lazy load from sled and the model's work included).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use semkv::proto::sem_kv_client::SemKvClient;
@@ -65,55 +64,32 @@ fn parse_args() -> Args {
     a
 }
 
-struct Daemon {
-    child: Child,
-    addr: String,
-}
+/// A `semkvd` ([`semkv_client::LocalDaemon`]); killed when dropped.
+struct Daemon(semkv_client::LocalDaemon);
 
 impl Daemon {
     fn start(args: &Args, data_dir: &Path) -> Daemon {
         // SEMKVD_BIN: the daemon binary when this bench runs away from its build tree.
-        let bin =
-            std::env::var("SEMKVD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_semkvd").to_owned());
-        let mut child = Command::new(bin)
-            .args([
-                "--model",
-                &args.model,
-                "--device",
-                &args.device,
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
+        let bin = std::env::var_os(semkv_client::local::SEMKVD_BIN_ENV)
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_semkvd").into());
+        let daemon = semkv_client::LocalDaemon::builder(data_dir)
+            .bin(bin)
+            .model(&args.model)
+            .device(&args.device)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
+            // The first start may download the model.
+            .startup_timeout(std::time::Duration::from_secs(900))
+            .start()
             .expect("start semkvd");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("semkvd exited before listening")
-                .expect("read stdout");
-            if let Some(addr) = line.strip_prefix("semkvd listening on ") {
-                break addr.to_owned();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Daemon { child, addr }
+        Daemon(daemon)
     }
 
     async fn client(&self) -> Client {
-        SemKvClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect")
+        SemKvClient::connect(self.0.url()).await.expect("connect")
     }
 
-    fn kill9(mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("wait");
+    fn kill9(self) {
+        self.0.kill9();
     }
 }
 

@@ -58,6 +58,18 @@ pub fn validate_name(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl std::borrow::Borrow<str> for ClusterId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for ClusterId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for ClusterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

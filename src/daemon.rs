@@ -14,12 +14,12 @@ use crate::actors::registry::{Registry, RegistryArgs};
 use crate::actors::{ask, SharedStatus};
 use crate::api::{SemKvService, ServerFacts};
 use crate::daemon_config::DaemonConfig;
-use crate::engine::loader::load_engine;
-use crate::engine::LoadOptions;
 use crate::error::ServiceError;
 use crate::proto::sem_kv_server::SemKvServer;
 use crate::scheduler::SchedulerConfig;
 use crate::store::Store;
+use semkv_engine::model::loader::load_engine;
+use semkv_engine::LoadOptions;
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 
-use crate::engine::device::DeviceChoice;
+use semkv_engine::device::DeviceChoice;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]

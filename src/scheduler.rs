@@ -167,13 +167,19 @@ impl Scheduler {
         self.job_cluster.is_empty()
     }
 
-    /// Admits `job` for `cluster` (behind that cluster's earlier jobs).
-    pub fn submit(&mut self, cluster: &str, job: JobId) -> Result<(), QueueFull> {
+    /// Whether one more job can be admitted: the one place the queue bound is checked.
+    pub fn has_room(&self) -> Result<(), QueueFull> {
         if self.job_cluster.len() >= self.config.capacity {
             return Err(QueueFull {
                 capacity: self.config.capacity,
             });
         }
+        Ok(())
+    }
+
+    /// Admits `job` for `cluster` (behind that cluster's earlier jobs).
+    pub fn submit(&mut self, cluster: &str, job: JobId) -> Result<(), QueueFull> {
+        self.has_room()?;
         self.job_cluster.insert(job, cluster.to_owned());
         let queue = self.queues.entry(cluster.to_owned()).or_default();
         if queue.jobs.is_empty() {

@@ -11,13 +11,13 @@ use semkv::actors::cluster::ClusterMsg;
 use semkv::actors::model::{self, ModelArgs, ModelMsg, ModelSettings};
 use semkv::actors::registry::{Registry, RegistryArgs, RegistryMsg};
 use semkv::actors::{ask, SharedStatus, TurnFormat};
-use semkv::engine::chat::{Role, Turn};
-use semkv::engine::device::DeviceChoice;
-use semkv::engine::{Engine, LoadOptions};
 use semkv::store::{ClusterMeta, Store};
+use semkv_engine::device::DeviceChoice;
+use semkv_engine::generate::chat::{Role, Turn};
+use semkv_engine::{Engine, LoadOptions};
 
 async fn get(registry: &ActorRef<RegistryMsg>, id: &str) -> ActorRef<ClusterMsg> {
-    let id = id.to_owned();
+    let id = semkv::cluster_id::ClusterId::parse(id).unwrap();
     ask(registry, |reply| RegistryMsg::Get { id, reply })
         .await
         .unwrap()

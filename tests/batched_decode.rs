@@ -10,11 +10,11 @@ mod common;
 use common::{max_diff, prompt, tiny_engine, to_vec};
 
 use mlx_rs::Array;
-use semkv::engine::batch_cache::BatchCache;
-use semkv::engine::cache::ModelCache;
-use semkv::engine::generate::{prefill, GenerateOptions, Generation, Step};
-use semkv::engine::sampling::SamplingParams;
-use semkv::engine::Engine;
+use semkv_engine::cache::batch_cache::BatchCache;
+use semkv_engine::cache::ModelCache;
+use semkv_engine::generate::sampling::SamplingParams;
+use semkv_engine::generate::{prefill, GenerateOptions, Generation, Step};
+use semkv_engine::Engine;
 
 fn options(max_tokens: usize, sampling: SamplingParams) -> GenerateOptions {
     GenerateOptions {

@@ -1,13 +1,13 @@
-//! Cache deltas (engine::cache_codec::{encode_delta, apply_delta}) on the tiny model:
+//! Cache deltas (semkv_engine::cache::codec::{encode_delta, apply_delta}) on the tiny model:
 //! a base snapshot plus the deltas of later appends restores the cache bit for bit,
 //! past the sliding window (16) so the local layers' rings have wrapped; and a
 //! delta is refused when it does not fit.
 
-use semkv::engine::cache_codec::{apply_delta, encode_delta, CodecError};
-use semkv::engine::device::DeviceChoice;
-use semkv::engine::generate::GenerateOptions;
-use semkv::engine::weights::WeightFormat;
-use semkv::engine::{Engine, LoadOptions};
+use semkv_engine::cache::codec::{apply_delta, encode_delta, CodecError};
+use semkv_engine::device::DeviceChoice;
+use semkv_engine::generate::GenerateOptions;
+use semkv_engine::model::weights::WeightFormat;
+use semkv_engine::{Engine, LoadOptions};
 
 fn engine() -> Engine {
     let dir =

@@ -12,10 +12,10 @@ mod common;
 
 use common::{max_diff, prompt, tiny_engine, to_vec};
 
-use semkv::engine::cache::ModelCache;
-use semkv::engine::generate::{prefill, GenerateOptions, Generation, Step};
-use semkv::engine::sampling::SamplingParams;
-use semkv::engine::Engine;
+use semkv_engine::cache::ModelCache;
+use semkv_engine::generate::sampling::SamplingParams;
+use semkv_engine::generate::{prefill, GenerateOptions, Generation, Step};
+use semkv_engine::Engine;
 
 const TOL: f32 = 0.1;
 
@@ -98,7 +98,7 @@ fn damaged_or_foreign_cache_is_refused() {
         .to_string()
         .contains("checksum"));
     assert!(e.load_cache(&bytes[..bytes.len() / 2]).is_err());
-    let foreign = semkv::engine::cache_codec::encode(&cache, "another-model").unwrap();
+    let foreign = semkv_engine::cache::codec::encode(&cache, "another-model").unwrap();
     assert!(e
         .load_cache(&foreign)
         .unwrap_err()
@@ -112,13 +112,12 @@ fn damaged_or_foreign_cache_is_refused() {
 /// nothing to continue from.
 #[test]
 fn empty_prompt_continues_from_kept_logits() {
-    use semkv::engine::logits_codec;
+    use semkv_engine::cache::logits_codec;
     let e = engine();
     let tokens = prompt(70, 8);
     let options = |max_tokens, sampling| GenerateOptions {
         max_tokens,
         stop_at_eos: false,
-        prefill_chunk: 16,
         sampling,
         ..Default::default()
     };
@@ -130,8 +129,11 @@ fn empty_prompt_continues_from_kept_logits() {
     };
     for sampling in [SamplingParams::greedy(), sampled] {
         let o = options(24, sampling);
+        let generation = Generation::new(tokens.clone(), o.clone(), 0)
+            .unwrap()
+            .with_prefill_chunk(16);
         let want = e
-            .generate(&mut e.new_cache(), &tokens, &o, |_| true)
+            .run(&mut e.new_cache(), generation, |_| true)
             .unwrap()
             .tokens;
         let mut cache = e.new_cache();
@@ -279,7 +281,7 @@ fn sampling_is_reproducible_from_seed() {
 
 #[test]
 fn chat_prompt_generates_text_and_stops_on_request() {
-    use semkv::engine::chat::{render_conversation, Role, Turn};
+    use semkv_engine::generate::chat::{render_conversation, Role, Turn};
     let e = engine();
     let text = render_conversation(&[Turn {
         role: Role::User,
@@ -322,7 +324,7 @@ fn chat_prompt_generates_text_and_stops_on_request() {
 
 #[test]
 fn stream_decoder_holds_back_split_characters() {
-    use semkv::engine::tokenizer::StreamDecoder;
+    use semkv_engine::generate::tokenizer::StreamDecoder;
     let e = engine();
     let tok = e.tokenizer();
     // "é€" forced through byte-fallback tokens <0xC3><0xA9><0xE2><0x82><0xAC>.

@@ -13,11 +13,11 @@
 use std::path::Path;
 
 use mlx_rs::Dtype;
-use semkv::engine::device::DeviceChoice;
-use semkv::engine::generate::{prefill, GenerateOptions};
-use semkv::engine::loader::load_gguf;
-use semkv::engine::weights::WeightFormat;
-use semkv::engine::LoadOptions;
+use semkv_engine::device::DeviceChoice;
+use semkv_engine::generate::{prefill, GenerateOptions};
+use semkv_engine::model::loader::load_gguf;
+use semkv_engine::model::weights::WeightFormat;
+use semkv_engine::LoadOptions;
 use serde::Deserialize;
 
 #[derive(Deserialize)]

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use common::to_vec;
 use mlx_rs::Array;
-use semkv::engine::gemma3::Gemma3;
-use semkv::engine::weights::WeightFormat;
+use semkv_engine::model::gemma3::Gemma3;
+use semkv_engine::model::weights::WeightFormat;
 use serde::Deserialize;
 
 const LOGIT_TOL: f32 = 0.1;

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::engine::chat::{Role, Turn};
-use crate::engine::generate::GenerateOptions;
-use crate::engine::tokenizer::TextTokenizer;
+use crate::cluster_id::ClusterId;
 use crate::error::ServiceError;
 use crate::store::{ClusterMeta, KvWrite, Store};
+use semkv_engine::generate::chat::{Role, Turn};
+use semkv_engine::generate::tokenizer::TextTokenizer;
+use semkv_engine::generate::GenerateOptions;
 
 use super::model::{ModelMsg, OpOutcome, Restore, RunError, RunRequest};
 use super::registry::RegistryMsg;
@@ -30,7 +31,7 @@ pub struct ClusterContext {
 
 /// Arguments of a cluster actor.
 pub struct ClusterArgs {
-    pub id: String,
+    pub id: ClusterId,
     pub ctx: Arc<ClusterContext>,
     /// Started again after a crash: the model's copy of the cache may be ahead of the
     /// store, so it is dropped.
@@ -80,7 +81,7 @@ pub enum ClusterMsg {
         reply: Reply<()>,
     },
     Fork {
-        new_id: String,
+        new_id: ClusterId,
         labels: Option<BTreeMap<String, String>>,
         reply: Reply<ClusterMeta>,
     },
@@ -100,6 +101,7 @@ pub struct ClusterActor;
 
 /// A cluster actor's state.
 pub struct ClusterState {
+    id: ClusterId,
     meta: ClusterMeta,
     ctx: Arc<ClusterContext>,
     deleted: bool,
@@ -118,14 +120,15 @@ impl Actor for ClusterActor {
         let meta = args
             .ctx
             .store
-            .meta(&args.id)?
-            .ok_or_else(|| ServiceError::NotFound(args.id.clone()))?;
+            .meta(args.id.as_str())?
+            .ok_or_else(|| ServiceError::NotFound(args.id.to_string()))?;
         if args.restarted {
             args.ctx.model.cast(ModelMsg::Forget {
                 cluster: args.id.clone(),
             })?;
         }
         Ok(ClusterState {
+            id: args.id,
             meta,
             ctx: args.ctx,
             deleted: false,
@@ -139,7 +142,7 @@ impl Actor for ClusterActor {
         state: &mut ClusterState,
     ) -> Result<(), ActorProcessingErr> {
         if state.deleted {
-            let gone = ServiceError::NotFound(state.meta.id.clone());
+            let gone = ServiceError::NotFound(state.id.to_string());
             match message {
                 ClusterMsg::Append { reply, .. } => drop(reply.send(Err(gone))),
                 ClusterMsg::Generate { reply, .. } => drop(reply.send(Err(gone))),
@@ -216,7 +219,7 @@ fn account(meta: &mut ClusterMeta, kv: &KvWrite, load: &LoadReport) {
 
 impl ClusterState {
     fn id(&self) -> &str {
-        &self.meta.id
+        self.id.as_str()
     }
 
     fn encode(&self, text: &str) -> Result<Vec<u32>, ServiceError> {
@@ -238,7 +241,7 @@ impl ClusterState {
     ) -> Result<OpOutcome, ServiceError> {
         let mut restore: Option<Restore> = None;
         for _ in 0..3 {
-            let (cluster, op, events) = (self.id().to_owned(), op.clone(), events.clone());
+            let (cluster, op, events) = (self.id.clone(), op.clone(), events.clone());
             let (expected_tokens, restore_now) = (self.meta.tokens as usize, restore.take());
             let result = ask(&self.ctx.model, move |reply| {
                 ModelMsg::Run(Box::new(RunRequest {
@@ -406,31 +409,31 @@ impl ClusterState {
 
     async fn fork(
         &mut self,
-        new_id: String,
+        new_id: ClusterId,
         labels: Option<BTreeMap<String, String>>,
     ) -> Result<ClusterMeta, ServiceError> {
-        let fresh = ClusterMeta::new(&new_id, BTreeMap::new());
+        let fresh = ClusterMeta::new(new_id.as_str(), BTreeMap::new());
         let mut to = self.meta.clone();
-        to.id = new_id;
+        to.id = new_id.to_string();
         to.labels = labels.unwrap_or_else(|| self.meta.labels.clone());
         to.created_unix_ms = fresh.created_unix_ms;
         to.rebuilds = 0;
         self.ctx.store.copy(self.id(), &to).await?;
         let _ = self.ctx.model.cast(ModelMsg::CopyCache {
-            from: self.id().to_owned(),
-            to: to.id.clone(),
+            from: self.id.clone(),
+            to: new_id,
         });
         Ok(to)
     }
 
     async fn evict(&mut self) -> Result<u64, ServiceError> {
-        let cluster = self.id().to_owned();
+        let cluster = self.id.clone();
         ask(&self.ctx.model, |reply| ModelMsg::Evict { cluster, reply }).await
     }
 
     async fn persist(&mut self) -> Result<PersistReport, ServiceError> {
         let started = Instant::now();
-        let cluster = self.id().to_owned();
+        let cluster = self.id.clone();
         let expected_tokens = self.meta.tokens as usize;
         let snapshot = ask(&self.ctx.model, |reply| ModelMsg::Snapshot {
             cluster,
@@ -462,10 +465,10 @@ impl ClusterState {
     async fn delete(&mut self, me: ActorId) -> Result<(), ServiceError> {
         self.ctx.store.delete(self.id()).await?;
         let _ = self.ctx.model.cast(ModelMsg::Forget {
-            cluster: self.id().to_owned(),
+            cluster: self.id.clone(),
         });
         let _ = self.ctx.registry.cast(RegistryMsg::Deleted {
-            id: self.id().to_owned(),
+            id: self.id.clone(),
             actor: me,
         });
         self.deleted = true;

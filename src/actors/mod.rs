@@ -25,13 +25,13 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, Message, RpcReplyPort};
 
-use crate::engine::generate::FinishReason;
 use crate::error::ServiceError;
+use semkv_engine::generate::FinishReason;
 
 /// How turns become tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TurnFormat {
-    /// The model's chat template (see [`crate::engine::chat`]).
+    /// The model's chat template (see [`semkv_engine::generate::chat`]).
     #[default]
     Chat,
     /// Texts tokenized as they are.

@@ -12,137 +12,31 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::sync::mpsc::UnboundedSender;
 
-use crate::engine::cache::ModelCache;
-use crate::engine::device::DeviceInfo;
-use crate::engine::generate::GenerationOutput;
-use crate::engine::tokenizer::TextTokenizer;
-use crate::engine::{cache_codec, logits_codec, Engine, EngineError};
+use semkv_engine::{Engine, EngineError};
+
+use crate::cluster_id::ClusterId;
 use crate::error::ServiceError;
-use crate::scheduler::{JobId, Scheduler, SchedulerConfig, StepRecord};
-use crate::store::{KvWrite, Segment, StoredCache};
+use crate::scheduler::{JobId, Scheduler};
+use crate::store::KvWrite;
 
-use super::work::{Job, Op, Progress};
+use super::work::{Job, Progress};
+use super::{LoadReport, SharedStatus};
 
 mod batching;
-use super::{GenEvent, LoadReport, SharedStatus};
+mod messages;
+pub mod residency;
+
+pub use messages::{
+    EngineInfo, ModelMsg, ModelSettings, OpOutcome, Restore, RunError, RunRequest, TraceSnapshot,
+};
+use residency::{Arrival, Residency};
 
 /// Loads the engine on the model thread.
 pub type EngineLoader = Box<dyn FnOnce() -> Result<Engine, EngineError> + Send>;
-
-/// Settings of the model actor.
-#[derive(Debug, Clone)]
-pub struct ModelSettings {
-    /// Budget for in-memory caches (0: unlimited); past it, least recently used
-    /// clusters are dropped from memory (their state is already on disk).
-    pub max_cache_bytes: u64,
-    /// Tokens per prefill step.
-    pub prefill_chunk: usize,
-    pub scheduler: SchedulerConfig,
-}
-
-/// Stored state to bring a cold cluster back.
-#[derive(Debug, Default)]
-pub struct Restore {
-    pub cache: StoredCache,
-    pub segments: Vec<Segment>,
-    /// Time spent reading these records from the store.
-    pub read_time: Duration,
-}
-
-/// Why a run was refused.
-#[derive(Debug)]
-pub enum RunError {
-    /// The cluster's cache is not in memory: send the run again with a [`Restore`].
-    NeedsRestore,
-    Service(ServiceError),
-}
-
-/// The result of a run.
-#[derive(Debug)]
-pub struct OpOutcome {
-    /// Token segments added to the cluster's cache (to be stored).
-    pub segments: Vec<Segment>,
-    /// How the stored cache must change.
-    pub kv: KvWrite,
-    pub total_tokens: usize,
-    pub output: Option<GenerationOutput>,
-    pub load: LoadReport,
-    /// From submission to the first step.
-    pub queue_time: Duration,
-    /// From the first step to the end.
-    pub model_time: Duration,
-}
-
-/// A request to run an operation on a cluster's cache.
-pub struct RunRequest {
-    pub cluster: String,
-    pub op: Op,
-    /// Tokens the cluster's cache must hold (from its metadata).
-    pub expected_tokens: usize,
-    pub restore: Option<Restore>,
-    /// Store a full snapshot instead of a delta (compaction).
-    pub snapshot: bool,
-    pub events: Option<UnboundedSender<GenEvent>>,
-    pub reply: RpcReplyPort<Result<OpOutcome, RunError>>,
-}
-
-/// Facts about the loaded engine.
-#[derive(Clone)]
-pub struct EngineInfo {
-    pub fingerprint: String,
-    pub device: DeviceInfo,
-    pub tokenizer: TextTokenizer,
-}
-
-/// The scheduler's record, for the trace RPC.
-#[derive(Debug, Clone, Default)]
-pub struct TraceSnapshot {
-    pub steps: Vec<StepRecord>,
-    pub decode_steps: HashMap<String, u64>,
-}
-
-/// Messages of the model actor.
-pub enum ModelMsg {
-    Run(Box<RunRequest>),
-    /// Take the next scheduled step (sent by the actor to itself).
-    Tick,
-    /// Drop a cluster's cache from memory; replies with the bytes freed.
-    Evict {
-        cluster: String,
-        reply: RpcReplyPort<u64>,
-    },
-    /// Forget everything about a cluster (deleted, or its actor restarted): cancel its
-    /// jobs and drop its cache.
-    Forget {
-        cluster: String,
-    },
-    /// A full snapshot of a cluster's cache if it is in memory and holds
-    /// `expected_tokens`.
-    Snapshot {
-        cluster: String,
-        expected_tokens: usize,
-        /// A [`KvWrite::Snapshot`], or `None` when the cache is not in memory at
-        /// `expected_tokens` tokens.
-        reply: RpcReplyPort<Result<Option<KvWrite>, ServiceError>>,
-    },
-    /// Give cluster `to` a copy of `from`'s in-memory cache (fork).
-    CopyCache {
-        from: String,
-        to: String,
-    },
-    Info {
-        reply: RpcReplyPort<EngineInfo>,
-    },
-    Trace {
-        limit: usize,
-        reply: RpcReplyPort<TraceSnapshot>,
-    },
-}
 
 /// The model actor (see the module documentation).
 pub struct ModelActor;
@@ -152,11 +46,6 @@ pub struct ModelArgs {
     pub loader: EngineLoader,
     pub settings: ModelSettings,
     pub status: Arc<SharedStatus>,
-}
-
-struct Resident {
-    cache: ModelCache,
-    last_used: u64,
 }
 
 struct ActiveJob {
@@ -169,11 +58,10 @@ pub struct ModelState {
     engine: Engine,
     settings: ModelSettings,
     status: Arc<SharedStatus>,
-    caches: HashMap<String, Resident>,
+    residency: Residency,
     jobs: HashMap<JobId, ActiveJob>,
     scheduler: Scheduler,
     next_job: JobId,
-    clock: u64,
     tick_pending: bool,
     /// Decode caches of the jobs decoding together, stacked while the set of
     /// decoding jobs stays the same (their own cache slots hold placeholders).
@@ -240,13 +128,12 @@ impl Actor for ModelActor {
         let scheduler = Scheduler::new(args.settings.scheduler.clone());
         Ok(ModelState {
             engine,
+            residency: Residency::new(args.settings.max_cache_bytes, args.status.clone()),
             settings: args.settings,
             status: args.status,
-            caches: HashMap::new(),
             jobs: HashMap::new(),
             scheduler,
             next_job: 0,
-            clock: 0,
             tick_pending: false,
             batch: None,
         })
@@ -263,7 +150,7 @@ impl Actor for ModelActor {
         if let ModelMsg::Snapshot { cluster, .. } | ModelMsg::CopyCache { from: cluster, .. } =
             &message
         {
-            state.dissolve_if_batched(cluster);
+            state.dissolve_if_batched(cluster.as_str());
         }
         match message {
             ModelMsg::Run(request) => state.submit(*request),
@@ -272,10 +159,10 @@ impl Actor for ModelActor {
                 state.tick();
             }
             ModelMsg::Evict { cluster, reply } => {
-                let freed = if state.busy(&cluster) {
+                let freed = if state.busy(cluster.as_str()) {
                     0
                 } else {
-                    state.drop_cache(&cluster)
+                    state.residency.remove(cluster.as_str())
                 };
                 let _ = reply.send(freed);
             }
@@ -285,19 +172,19 @@ impl Actor for ModelActor {
                 expected_tokens,
                 reply,
             } => {
-                let result = match state.caches.get(&cluster) {
-                    Some(r) if r.cache.len() == expected_tokens => {
-                        state.snapshot_write(&r.cache).map(Some)
+                let result = match state.residency.get(cluster.as_str()) {
+                    Some(cache) if cache.len() == expected_tokens => {
+                        residency::snapshot_write(&state.engine, cache).map(Some)
                     }
                     _ => Ok(None),
                 };
                 let _ = reply.send(result);
             }
             ModelMsg::CopyCache { from, to } => {
-                if let Some(r) = state.caches.get(&from) {
-                    let cache = r.cache.fork();
-                    state.clock += 1;
-                    state.insert_cache(&to, cache);
+                if let Some(cache) = state.residency.get(from.as_str()) {
+                    let cache = cache.fork();
+                    state.residency.tick();
+                    state.residency.insert(&to, cache);
                     state.enforce_budget(None);
                 }
             }
@@ -332,100 +219,31 @@ impl Actor for ModelActor {
 
 impl ModelState {
     fn busy(&self, cluster: &str) -> bool {
-        self.jobs.values().any(|j| j.job.cluster == cluster)
+        self.jobs
+            .values()
+            .any(|j| j.job.cluster.as_str() == cluster)
     }
 
-    fn insert_cache(&mut self, cluster: &str, cache: ModelCache) {
-        self.status
-            .set_resident(cluster, Some(cache.nbytes() as u64));
-        self.caches.insert(
-            cluster.to_owned(),
-            Resident {
-                cache,
-                last_used: self.clock,
-            },
-        );
-    }
-
-    fn drop_cache(&mut self, cluster: &str) -> u64 {
-        self.status.set_resident(cluster, None);
-        self.caches
-            .remove(cluster)
-            .map_or(0, |r| r.cache.nbytes() as u64)
-    }
-
-    fn forget(&mut self, cluster: &str) {
+    fn forget(&mut self, cluster: &ClusterId) {
         let ids: Vec<JobId> = self
             .jobs
             .iter()
-            .filter(|(_, j)| j.job.cluster == cluster)
+            .filter(|(_, j)| &j.job.cluster == cluster)
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
             self.fail(
                 id,
                 ServiceError::Unavailable(format!(
-                    "cluster {cluster:?} was reset while this request ran; retry"
+                    "cluster {:?} was reset while this request ran; retry",
+                    cluster.as_str()
                 )),
             );
         }
-        self.drop_cache(cluster);
+        self.residency.remove(cluster.as_str());
     }
 
-    /// The store write replacing a cluster's stored cache with `cache`.
-    fn snapshot_write(&self, cache: &ModelCache) -> Result<KvWrite, ServiceError> {
-        let internal = |e: cache_codec::CodecError| ServiceError::Internal(e.to_string());
-        Ok(KvWrite::Snapshot {
-            kv: self.engine.save_cache(cache).map_err(internal)?,
-            next_logits: logits_codec::encode(cache, self.engine.fingerprint())
-                .map_err(internal)?,
-        })
-    }
-
-    /// The store write adding what `cache` gained after its first `from` tokens.
-    fn delta_write(&self, cache: &ModelCache, from: usize) -> Result<KvWrite, ServiceError> {
-        let internal = |e: cache_codec::CodecError| ServiceError::Internal(e.to_string());
-        let fingerprint = self.engine.fingerprint();
-        Ok(KvWrite::Delta {
-            kv: cache_codec::encode_delta(cache, from, fingerprint).map_err(internal)?,
-            next_logits: logits_codec::encode(cache, fingerprint).map_err(internal)?,
-        })
-    }
-
-    /// Rebuilds a cache from its stored blobs; the error says why they can't be used.
-    fn restore(&self, stored: &StoredCache, expected: usize) -> Result<ModelCache, String> {
-        if let Some(reason) = &stored.damaged {
-            return Err(reason.clone());
-        }
-        let fingerprint = self.engine.fingerprint();
-        let mut cache = match &stored.base {
-            Some(bytes) => self
-                .engine
-                .load_cache(bytes)
-                .map_err(|e| format!("base snapshot: {e}"))?,
-            None => self.engine.new_cache(),
-        };
-        for (i, delta) in stored.deltas.iter().enumerate() {
-            cache_codec::apply_delta(&mut cache, delta, fingerprint)
-                .map_err(|e| format!("delta {i}: {e}"))?;
-        }
-        if cache.len() != expected {
-            return Err(format!(
-                "stored cache holds {} tokens, the cluster {expected}",
-                cache.len()
-            ));
-        }
-        match &stored.next_logits {
-            Some(bytes) => logits_codec::attach(&mut cache, bytes, fingerprint)
-                .map_err(|e| format!("next-token logits: {e}"))?,
-            // Every cache write stores them; a cache written by an earlier build has
-            // none and is rebuilt once from its segments.
-            None if expected > 0 => return Err("no next-token logits stored".into()),
-            None => {}
-        }
-        Ok(cache)
-    }
-
+    /// Admits a run: brings the cluster's cache into memory and queues a job for it.
     fn submit(&mut self, request: RunRequest) {
         let RunRequest {
             cluster,
@@ -436,24 +254,24 @@ impl ModelState {
             events,
             reply,
         } = request;
-        if self.scheduler.len() >= self.scheduler.config().capacity {
+        // Checked before any restore work (and again by `submit` below).
+        if let Err(full) = self.scheduler.has_room() {
             let _ = reply.send(Err(RunError::Service(ServiceError::Unavailable(format!(
-                "the model queue is full ({} requests); retry later",
-                self.scheduler.config().capacity
+                "{full}; retry later"
             )))));
             return;
         }
-        if let Some(r) = self.caches.get(&cluster) {
-            if r.cache.len() != expected_tokens && !self.busy(&cluster) {
-                tracing::warn!(
-                    cluster,
-                    cached = r.cache.len(),
-                    expected_tokens,
-                    "in-memory cache out of step with the cluster; reloading"
-                );
-                self.drop_cache(&cluster);
+        let busy = self.busy(cluster.as_str());
+        let arrival =
+            self.residency
+                .bring_in(&self.engine, &cluster, expected_tokens, busy, restore);
+        let arrival = match arrival {
+            Ok(arrival) => arrival,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
             }
-        }
+        };
         let mut job = Job::new(
             &cluster,
             op,
@@ -462,52 +280,13 @@ impl ModelState {
             events,
         );
         job.snapshot = snapshot;
-        if !self.caches.contains_key(&cluster) {
-            if expected_tokens == 0 {
-                let cache = self.engine.new_cache();
-                self.insert_cache(&cluster, cache);
-            } else {
-                let Some(restore) = restore else {
-                    let _ = reply.send(Err(RunError::NeedsRestore));
-                    return;
-                };
-                let started = Instant::now();
-                job.load.loaded_from_disk = true;
-                match self.restore(&restore.cache, expected_tokens) {
-                    Ok(cache) => self.insert_cache(&cluster, cache),
-                    Err(reason) => {
-                        let stored: usize = restore.segments.iter().map(|s| s.tokens.len()).sum();
-                        if stored != expected_tokens {
-                            let _ = reply.send(Err(RunError::Service(ServiceError::DataLoss(
-                                format!(
-                                    "cluster {cluster:?}: stored cache unusable ({reason}) and its token log holds {stored} of {expected_tokens} tokens"
-                                ),
-                            ))));
-                            return;
-                        }
-                        tracing::warn!(
-                            cluster,
-                            reason,
-                            tokens = expected_tokens,
-                            "stored cache failed a check; rebuilding from the token log"
-                        );
-                        job.replay_first(&restore.segments);
-                        job.load.rebuilt_tokens = expected_tokens;
-                        job.load.rebuild_reason = Some(reason);
-                        job.snapshot = true;
-                        let cache = self.engine.new_cache();
-                        self.insert_cache(&cluster, cache);
-                    }
-                }
-                job.load.load_time = restore.read_time + started.elapsed();
-            }
-        }
+        record_arrival(&mut job, arrival, expected_tokens);
         let id = self.next_job;
         self.next_job += 1;
-        if let Err(e) = self.scheduler.submit(&cluster, id) {
-            let _ = reply.send(Err(RunError::Service(ServiceError::Unavailable(
-                e.to_string(),
-            ))));
+        if let Err(full) = self.scheduler.submit(cluster.as_str(), id) {
+            let _ = reply.send(Err(RunError::Service(ServiceError::Unavailable(format!(
+                "{full}; retry later"
+            )))));
             return;
         }
         self.jobs.insert(
@@ -540,7 +319,7 @@ impl ModelState {
             |id| jobs[&id].job.next_cost(),
             |id| jobs[&id].job.can_batch_decode(),
         );
-        self.clock += 1;
+        self.residency.tick();
         match batch[..] {
             [] => {}
             [id] => self.step_one(id),
@@ -551,12 +330,11 @@ impl ModelState {
     fn step_one(&mut self, id: JobId) {
         self.dissolve_if_member(id);
         let active = self.jobs.get_mut(&id).expect("scheduled job exists");
-        let Some(resident) = self.caches.get_mut(&active.job.cluster) else {
+        let Some(cache) = self.residency.use_mut(active.job.cluster.as_str()) else {
             self.fail(id, ServiceError::Internal("cluster cache vanished".into()));
             return;
         };
-        resident.last_used = self.clock;
-        let progress = active.job.step(&self.engine, &mut resident.cache);
+        let progress = active.job.step(&self.engine, cache);
         self.after_step(id, progress);
     }
 
@@ -578,8 +356,7 @@ impl ModelState {
         self.scheduler.remove(id);
         if let Some(mut active) = self.jobs.remove(&id) {
             if active.job.in_place() || active.job.load.rebuild_reason.is_some() {
-                let cluster = active.job.cluster.clone();
-                self.drop_cache(&cluster);
+                self.residency.remove(active.job.cluster.as_str());
             }
             if let Some(reply) = active.reply.take() {
                 let _ = reply.send(Err(RunError::Service(error)));
@@ -595,10 +372,10 @@ impl ModelState {
         };
         let job = &mut active.job;
         let cluster = job.cluster.clone();
-        let Some(resident) = self.caches.get(&cluster) else {
+        let Some(cache) = self.residency.get(cluster.as_str()) else {
             return;
         };
-        let total = resident.cache.len();
+        let total = cache.len();
         let added = job.added_tokens();
         let result = if total != job.from_tokens + added {
             Err(ServiceError::Internal(format!(
@@ -606,14 +383,13 @@ impl ModelState {
                 job.from_tokens
             )))
         } else if job.snapshot || job.load.rebuild_reason.is_some() {
-            self.snapshot_write(&resident.cache)
+            residency::snapshot_write(&self.engine, cache)
         } else if added > 0 {
-            self.delta_write(&resident.cache, job.from_tokens)
+            residency::delta_write(&self.engine, cache, job.from_tokens)
         } else {
             Ok(KvWrite::None)
         };
-        let bytes = resident.cache.nbytes() as u64;
-        self.status.set_resident(&cluster, Some(bytes));
+        self.residency.report(cluster.as_str());
         let now = Instant::now();
         let first = job.first_step.unwrap_or(now);
         let outcome = result.map(|kv| OpOutcome {
@@ -626,42 +402,44 @@ impl ModelState {
             model_time: now.duration_since(first),
         });
         if outcome.is_err() {
-            self.drop_cache(&cluster);
+            self.residency.remove(cluster.as_str());
         }
         if let Some(reply) = active.reply.take() {
             let _ = reply.send(outcome.map_err(RunError::Service));
         }
-        self.enforce_budget(Some(&cluster));
+        self.enforce_budget(Some(cluster.as_str()));
     }
 
     /// Drops least recently used idle caches while over the budget (never `keep`).
     fn enforce_budget(&mut self, keep: Option<&str>) {
-        let budget = self.settings.max_cache_bytes;
-        if budget == 0 {
-            return;
+        let jobs = &self.jobs;
+        self.residency
+            .enforce_budget(keep, |c| jobs.values().any(|j| j.job.cluster.as_str() == c));
+    }
+}
+
+/// Notes in `job` how its cluster's cache came into memory; a rebuild first replays the
+/// whole token log and ends in a full snapshot.
+fn record_arrival(job: &mut Job, arrival: Arrival, expected_tokens: usize) {
+    match arrival {
+        Arrival::Resident => {}
+        Arrival::Restored { load_time } => {
+            job.load.loaded_from_disk = true;
+            job.load.load_time = load_time;
         }
-        loop {
-            let total: u64 = self.caches.values().map(|r| r.cache.nbytes() as u64).sum();
-            if total <= budget {
-                return;
-            }
-            let victim = self
-                .caches
-                .iter()
-                .filter(|(c, _)| Some(c.as_str()) != keep && !self.busy(c))
-                .min_by_key(|(_, r)| r.last_used)
-                .map(|(c, _)| c.clone());
-            let Some(victim) = victim else {
-                return;
+        Arrival::Rebuild {
+            reason,
+            segments,
+            load_time,
+        } => {
+            job.replay_first(&segments);
+            job.load = LoadReport {
+                loaded_from_disk: true,
+                rebuilt_tokens: expected_tokens,
+                rebuild_reason: Some(reason),
+                load_time,
             };
-            let freed = self.drop_cache(&victim);
-            tracing::info!(
-                cluster = victim,
-                freed,
-                total,
-                budget,
-                "evicted cache to disk (LRU)"
-            );
+            job.snapshot = true;
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Turning turns into the text that is tokenized for a cluster (plain functions).
+//! Turning turns into the text that is tokenized for a cluster (plain functions). The
+//! markup itself lives in the engine's chat module.
 
-use crate::engine::chat::{render_turn, Turn, GENERATION_PROMPT};
+use semkv_engine::generate::chat::{render_generation_prompt, render_turns, Turn};
 
 use super::TurnFormat;
 
@@ -15,16 +16,7 @@ pub fn append_text(
 ) -> String {
     match format {
         TurnFormat::Raw => turns.iter().map(|t| t.text.as_str()).collect(),
-        TurnFormat::Chat => {
-            let mut out = String::new();
-            for t in turns {
-                out.push_str(&render_turn(t, pending_system));
-            }
-            if cluster_is_empty && !out.is_empty() {
-                out.insert_str(0, "<bos>");
-            }
-            out
-        }
+        TurnFormat::Chat => render_turns(turns, pending_system, cluster_is_empty),
     }
 }
 
@@ -38,28 +30,14 @@ pub fn generation_text(
 ) -> String {
     match format {
         TurnFormat::Raw => append_text(turns, format, cluster_is_empty, pending_system),
-        TurnFormat::Chat => {
-            let mut out = String::new();
-            for t in turns {
-                out.push_str(&render_turn(t, pending_system));
-            }
-            if let Some(system) = pending_system.take() {
-                // A system turn with no user turn after it: it still has to be said.
-                out.push_str(&format!("<start_of_turn>user\n{system}<end_of_turn>\n"));
-            }
-            out.push_str(GENERATION_PROMPT);
-            if cluster_is_empty {
-                out.insert_str(0, "<bos>");
-            }
-            out
-        }
+        TurnFormat::Chat => render_generation_prompt(turns, pending_system, cluster_is_empty),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::chat::Role;
+    use semkv_engine::generate::chat::Role;
 
     fn turn(role: Role, text: &str) -> Turn {
         Turn {

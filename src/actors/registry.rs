@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
-use crate::engine::tokenizer::TextTokenizer;
+use crate::cluster_id::ClusterId;
 use crate::error::ServiceError;
 use crate::store::{ClusterMeta, Store};
+use semkv_engine::generate::tokenizer::TextTokenizer;
 
 use super::cluster::{ClusterActor, ClusterArgs, ClusterContext, ClusterMsg, DELETED};
 use super::model::ModelMsg;
@@ -26,11 +27,11 @@ pub enum RegistryMsg {
     },
     /// The actor of a cluster, started if needed; `NotFound` if there is no such cluster.
     Get {
-        id: String,
+        id: ClusterId,
         reply: RpcReplyPort<Result<ActorRef<ClusterMsg>, ServiceError>>,
     },
     /// A cluster actor deleted its cluster.
-    Deleted { id: String, actor: ActorId },
+    Deleted { id: ClusterId, actor: ActorId },
     /// Counters.
     Stats { reply: RpcReplyPort<RegistryStats> },
 }
@@ -57,7 +58,7 @@ pub struct Registry;
 /// The registry's state.
 pub struct RegistryState {
     ctx: Arc<ClusterContext>,
-    actors: HashMap<String, ActorRef<ClusterMsg>>,
+    actors: HashMap<ClusterId, ActorRef<ClusterMsg>>,
     restarts: u64,
 }
 
@@ -65,22 +66,22 @@ impl RegistryState {
     async fn start(
         &mut self,
         myself: &ActorRef<RegistryMsg>,
-        id: &str,
+        id: &ClusterId,
         restarted: bool,
     ) -> Result<ActorRef<ClusterMsg>, ServiceError> {
         let args = ClusterArgs {
-            id: id.to_owned(),
+            id: id.clone(),
             ctx: self.ctx.clone(),
             restarted,
         };
         let (actor, _) = Actor::spawn_linked(None, ClusterActor, args, myself.get_cell())
             .await
             .map_err(|e| ServiceError::Internal(format!("cannot start cluster actor: {e}")))?;
-        self.actors.insert(id.to_owned(), actor.clone());
+        self.actors.insert(id.clone(), actor.clone());
         Ok(actor)
     }
 
-    fn id_of(&self, actor: ActorId) -> Option<String> {
+    fn id_of(&self, actor: ActorId) -> Option<ClusterId> {
         self.actors
             .iter()
             .find(|(_, a)| a.get_id() == actor)
@@ -124,9 +125,9 @@ impl Actor for Registry {
             RegistryMsg::Get { id, reply } => {
                 let result = match state.actors.get(&id) {
                     Some(actor) => Ok(actor.clone()),
-                    None => match state.ctx.store.meta(&id) {
+                    None => match state.ctx.store.meta(id.as_str()) {
                         Ok(Some(_)) => state.start(&myself, &id, false).await,
-                        Ok(None) => Err(ServiceError::NotFound(id)),
+                        Ok(None) => Err(ServiceError::NotFound(id.to_string())),
                         Err(e) => Err(e.into()),
                     },
                 };
@@ -171,19 +172,19 @@ impl Actor for Registry {
         };
         state.actors.remove(&id);
         tracing::error!(
-            cluster = id,
+            cluster = %id,
             reason = why,
             "cluster actor ended unexpectedly; restarting it"
         );
-        match state.ctx.store.meta(&id) {
+        match state.ctx.store.meta(id.as_str()) {
             Ok(Some(_)) => match state.start(&myself, &id, true).await {
                 Ok(_) => state.restarts += 1,
                 Err(e) => {
-                    tracing::error!(cluster = id, error = %e, "restart failed; will retry on next use")
+                    tracing::error!(cluster = %id, error = %e, "restart failed; will retry on next use")
                 }
             },
             Ok(None) => {}
-            Err(e) => tracing::error!(cluster = id, error = %e, "cannot read cluster metadata"),
+            Err(e) => tracing::error!(cluster = %id, error = %e, "cannot read cluster metadata"),
         }
         Ok(())
     }

@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::engine::cache::ModelCache;
-use crate::engine::generate::{GenerateOptions, Generation, GenerationOutput, Step};
-use crate::engine::{Engine, EngineError};
+use crate::cluster_id::ClusterId;
 use crate::scheduler::StepCost;
 use crate::store::Segment;
+use semkv_engine::cache::ModelCache;
+use semkv_engine::generate::{chat, GenerateOptions, Generation, GenerationOutput, Step};
+use semkv_engine::{Engine, EngineError};
 
 use super::{GenEvent, LoadReport};
 
@@ -62,7 +63,7 @@ pub enum Progress {
 
 /// One request's work on the model.
 pub struct Job {
-    pub cluster: String,
+    pub cluster: ClusterId,
     phases: VecDeque<Phase>,
     events: Option<UnboundedSender<GenEvent>>,
     /// Cache length when the request's own phases start (after any rebuild).
@@ -81,7 +82,7 @@ pub struct Job {
 impl Job {
     /// A job running `op` on `cluster`'s cache of `from_tokens` tokens.
     pub fn new(
-        cluster: &str,
+        cluster: &ClusterId,
         op: Op,
         from_tokens: usize,
         prefill_chunk: usize,
@@ -95,19 +96,16 @@ impl Job {
                 done: 0,
                 replay: false,
             },
-            Op::Generate(mut spec) => {
-                spec.options.prefill_chunk = prefill_chunk;
-                Phase::Generate {
-                    spec,
-                    generation: None,
-                    fork: None,
-                    streamed: String::new(),
-                    streamed_tokens: 0,
-                }
-            }
+            Op::Generate(spec) => Phase::Generate {
+                spec,
+                generation: None,
+                fork: None,
+                streamed: String::new(),
+                streamed_tokens: 0,
+            },
         };
         Self {
-            cluster: cluster.to_owned(),
+            cluster: cluster.clone(),
             phases: VecDeque::from([phase]),
             events,
             from_tokens,
@@ -225,7 +223,8 @@ impl Job {
                         *fork = Some(cache.fork());
                     }
                     let base_len = fork.as_ref().map_or(cache.len(), ModelCache::len);
-                    let g = Generation::new(spec.prompt.clone(), spec.options.clone(), base_len)?;
+                    let g = Generation::new(spec.prompt.clone(), spec.options.clone(), base_len)?
+                        .with_prefill_chunk(self.prefill_chunk);
                     *generation = Some(Box::new(g));
                 }
                 let g = generation.as_mut().expect("created above");
@@ -346,13 +345,9 @@ impl Job {
             self.send(GenEvent::Token { id, text });
         }
         if close {
-            let eot = engine.tokenizer().inner().token_to_id("<end_of_turn>");
-            let closing = if eot.is_some() && out.tokens.last().copied() == eot {
-                "\n"
-            } else {
-                "<end_of_turn>\n"
-            };
-            let tokens = engine.encode(closing)?;
+            let eot = engine.tokenizer().inner().token_to_id(chat::END_OF_TURN);
+            let ended_with_eot = eot.is_some() && out.tokens.last().copied() == eot;
+            let tokens = engine.encode(chat::close_model_turn(ended_with_eot))?;
             if !tokens.is_empty() {
                 self.phases.push_back(Phase::Prefill {
                     tokens,

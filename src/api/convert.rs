@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use crate::actors::{GenEvent, GenerationSummary, LoadReport};
-use crate::engine::generate::FinishReason;
 use crate::proto;
 use crate::store::ClusterMeta;
+use semkv_engine::generate::FinishReason;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

@@ -19,12 +19,13 @@ use crate::actors::cluster::{ClusterMsg, GenerateParams};
 use crate::actors::model::ModelMsg;
 use crate::actors::registry::RegistryMsg;
 use crate::actors::{ask, SharedStatus};
-use crate::engine::generate::GenerateOptions;
+use crate::cluster_id::ClusterId;
 use crate::error::ServiceError;
 use crate::proto;
 use crate::proto::sem_kv_server::SemKv;
 use crate::scheduler::StepKind;
 use crate::store::{ClusterMeta, Store};
+use semkv_engine::generate::GenerateOptions;
 
 /// Static facts the server reports.
 #[derive(Debug, Clone)]
@@ -78,8 +79,8 @@ impl SemKvService {
         })
     }
 
-    async fn actor(&self, id: &str) -> Result<ActorRef<ClusterMsg>, ServiceError> {
-        let id = id.to_owned();
+    async fn actor(&self, id: &ClusterId) -> Result<ActorRef<ClusterMsg>, ServiceError> {
+        let id = id.clone();
         ask(&self.registry, |reply| RegistryMsg::Get { id, reply }).await?
     }
 
@@ -94,30 +95,22 @@ impl SemKvService {
     }
 }
 
-fn span(method: &'static str, cluster: &str) -> tracing::Span {
-    tracing::info_span!("rpc", method, cluster)
-}
-
 type GenerateStream = Pin<Box<dyn Stream<Item = Result<proto::GenerateResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl SemKv for SemKvService {
+    #[tracing::instrument(name = "rpc", skip_all, fields(method = "CreateCluster", cluster = request.get_ref().cluster_id.as_str()))]
     async fn create_cluster(
         &self,
         request: Request<proto::CreateClusterRequest>,
     ) -> Result<Response<proto::Cluster>, Status> {
         let r = request.into_inner();
-        async {
-            let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
-            let labels = validate::labels("labels", &r.labels)?;
-            let meta = ClusterMeta::new(id.as_str(), labels);
-            let meta = ask(&self.registry, |reply| RegistryMsg::Create { meta, reply }).await??;
-            tracing::info!("cluster created");
-            Ok(Response::new(self.describe(&meta)))
-        }
-        .instrument(span("CreateCluster", &r.cluster_id))
-        .await
-        .map_err(status::to_status)
+        let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+        let labels = validate::labels("labels", &r.labels)?;
+        let meta = ClusterMeta::new(id.as_str(), labels);
+        let meta = ask(&self.registry, |reply| RegistryMsg::Create { meta, reply }).await??;
+        tracing::info!("cluster created");
+        Ok(Response::new(self.describe(&meta)))
     }
 
     async fn get_cluster(
@@ -147,66 +140,59 @@ impl SemKv for SemKvService {
         Ok(Response::new(proto::ListClustersResponse { clusters }))
     }
 
+    #[tracing::instrument(name = "rpc", skip_all, fields(method = "DeleteCluster", cluster = request.get_ref().cluster_id.as_str()))]
     async fn delete_cluster(
         &self,
         request: Request<proto::DeleteClusterRequest>,
     ) -> Result<Response<proto::DeleteClusterResponse>, Status> {
         let r = request.into_inner();
-        async {
-            let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
-            let actor = self.actor(id.as_str()).await?;
-            ask(&actor, |reply| ClusterMsg::Delete { reply }).await??;
-            tracing::info!("cluster deleted");
-            Ok(Response::new(proto::DeleteClusterResponse {}))
-        }
-        .instrument(span("DeleteCluster", &r.cluster_id))
-        .await
-        .map_err(status::to_status)
+        let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+        let actor = self.actor(&id).await?;
+        ask(&actor, |reply| ClusterMsg::Delete { reply }).await??;
+        tracing::info!("cluster deleted");
+        Ok(Response::new(proto::DeleteClusterResponse {}))
     }
 
+    #[tracing::instrument(name = "rpc", skip_all, fields(method = "AppendTurns", cluster = request.get_ref().cluster_id.as_str()))]
     async fn append_turns(
         &self,
         request: Request<proto::AppendTurnsRequest>,
     ) -> Result<Response<proto::AppendTurnsResponse>, Status> {
         let r = request.into_inner();
-        async {
-            let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
-            let turns = validate::turns("turns", &r.turns, false)?;
-            let format = validate::format("format", r.format)?;
-            let _permit = self.admit()?;
-            let actor = self.actor(id.as_str()).await?;
-            let report = ask(&actor, |reply| ClusterMsg::Append {
-                turns,
-                format,
-                reply,
-            })
-            .await??;
-            tracing::info!(
-                tokens_added = report.tokens_added,
-                total_tokens = report.total_tokens,
-                "turns appended"
-            );
-            Ok::<_, Status>(Response::new(proto::AppendTurnsResponse {
-                tokens_added: report.tokens_added as u64,
-                total_tokens: report.total_tokens as u64,
-                prefill_ms: convert::millis(report.prefill_time),
-                queue_ms: convert::millis(report.queue_time),
-                persist_ms: convert::millis(report.persist_time),
-                cache_load: Some(convert::cache_load(&report.load)),
-            }))
-        }
-        .instrument(span("AppendTurns", &r.cluster_id))
-        .await
+        let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+        let turns = validate::turns("turns", &r.turns, false)?;
+        let format = validate::format("format", r.format)?;
+        let _permit = self.admit()?;
+        let actor = self.actor(&id).await?;
+        let report = ask(&actor, |reply| ClusterMsg::Append {
+            turns,
+            format,
+            reply,
+        })
+        .await??;
+        tracing::info!(
+            tokens_added = report.tokens_added,
+            total_tokens = report.total_tokens,
+            "turns appended"
+        );
+        Ok(Response::new(proto::AppendTurnsResponse {
+            tokens_added: report.tokens_added as u64,
+            total_tokens: report.total_tokens as u64,
+            prefill_ms: convert::millis(report.prefill_time),
+            queue_ms: convert::millis(report.queue_time),
+            persist_ms: convert::millis(report.persist_time),
+            cache_load: Some(convert::cache_load(&report.load)),
+        }))
     }
 
     type GenerateStream = GenerateStream;
 
+    #[tracing::instrument(name = "rpc", skip_all, fields(method = "Generate", cluster = request.get_ref().cluster_id.as_str()))]
     async fn generate(
         &self,
         request: Request<proto::GenerateRequest>,
     ) -> Result<Response<GenerateStream>, Status> {
         let r = request.into_inner();
-        let span = span("Generate", &r.cluster_id);
         let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
         let params = GenerateParams {
             turns: validate::turns("turns", &r.turns, true)?,
@@ -216,16 +202,11 @@ impl SemKv for SemKvService {
                 max_tokens: validate::max_tokens("max_tokens", r.max_tokens)?,
                 stop_strings: validate::stop("stop", &r.stop)?,
                 stop_at_eos: !r.ignore_eos,
-                ..Default::default()
             },
             commit: r.commit,
         };
         let permit = self.admit()?;
-        let actor = self
-            .actor(id.as_str())
-            .instrument(span.clone())
-            .await
-            .map_err(status::to_status)?;
+        let actor = self.actor(&id).await?;
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let (out, out_rx) = mpsc::channel(64);
         tokio::spawn(
@@ -290,72 +271,59 @@ impl SemKv for SemKvService {
                 }
                 // Dropping `events` tells the model actor the client is gone.
             }
-            .instrument(span),
+            .in_current_span(),
         );
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
 
+    #[tracing::instrument(name = "rpc", skip_all, fields(method = "ForkCluster", cluster = request.get_ref().source_cluster_id.as_str()))]
     async fn fork_cluster(
         &self,
         request: Request<proto::ForkClusterRequest>,
     ) -> Result<Response<proto::Cluster>, Status> {
         let r = request.into_inner();
-        async {
-            let from = validate::cluster_id("source_cluster_id", &r.source_cluster_id)?;
-            let to = validate::cluster_id("new_cluster_id", &r.new_cluster_id)?;
-            let labels = validate::labels("labels", &r.labels)?;
-            let labels = (!labels.is_empty()).then_some(labels);
-            let actor = self.actor(from.as_str()).await?;
-            let new_id = to.as_str().to_owned();
-            let meta = ask(&actor, |reply| ClusterMsg::Fork {
-                new_id,
-                labels,
-                reply,
-            })
-            .await??;
-            tracing::info!(new_cluster = meta.id, "cluster forked");
-            Ok(Response::new(self.describe(&meta)))
-        }
-        .instrument(span("ForkCluster", &r.source_cluster_id))
-        .await
-        .map_err(status::to_status)
+        let from = validate::cluster_id("source_cluster_id", &r.source_cluster_id)?;
+        let to = validate::cluster_id("new_cluster_id", &r.new_cluster_id)?;
+        let labels = validate::labels("labels", &r.labels)?;
+        let labels = (!labels.is_empty()).then_some(labels);
+        let actor = self.actor(&from).await?;
+        let meta = ask(&actor, |reply| ClusterMsg::Fork {
+            new_id: to,
+            labels,
+            reply,
+        })
+        .await??;
+        tracing::info!(new_cluster = meta.id, "cluster forked");
+        Ok(Response::new(self.describe(&meta)))
     }
 
+    #[tracing::instrument(name = "rpc", skip_all, fields(method = "EvictCluster", cluster = request.get_ref().cluster_id.as_str()))]
     async fn evict_cluster(
         &self,
         request: Request<proto::EvictClusterRequest>,
     ) -> Result<Response<proto::EvictClusterResponse>, Status> {
         let r = request.into_inner();
-        async {
-            let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
-            let actor = self.actor(id.as_str()).await?;
-            let freed = ask(&actor, |reply| ClusterMsg::Evict { reply }).await??;
-            Ok(Response::new(proto::EvictClusterResponse {
-                freed_bytes: freed,
-            }))
-        }
-        .instrument(span("EvictCluster", &r.cluster_id))
-        .await
-        .map_err(status::to_status)
+        let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+        let actor = self.actor(&id).await?;
+        let freed = ask(&actor, |reply| ClusterMsg::Evict { reply }).await??;
+        Ok(Response::new(proto::EvictClusterResponse {
+            freed_bytes: freed,
+        }))
     }
 
+    #[tracing::instrument(name = "rpc", skip_all, fields(method = "PersistCluster", cluster = request.get_ref().cluster_id.as_str()))]
     async fn persist_cluster(
         &self,
         request: Request<proto::PersistClusterRequest>,
     ) -> Result<Response<proto::PersistClusterResponse>, Status> {
         let r = request.into_inner();
-        async {
-            let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
-            let actor = self.actor(id.as_str()).await?;
-            let report = ask(&actor, |reply| ClusterMsg::Persist { reply }).await??;
-            Ok(Response::new(proto::PersistClusterResponse {
-                snapshot_bytes: report.snapshot_bytes,
-                persist_ms: convert::millis(report.persist_time),
-            }))
-        }
-        .instrument(span("PersistCluster", &r.cluster_id))
-        .await
-        .map_err(status::to_status)
+        let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+        let actor = self.actor(&id).await?;
+        let report = ask(&actor, |reply| ClusterMsg::Persist { reply }).await??;
+        Ok(Response::new(proto::PersistClusterResponse {
+            snapshot_bytes: report.snapshot_bytes,
+            persist_ms: convert::millis(report.persist_time),
+        }))
     }
 
     async fn get_server_info(

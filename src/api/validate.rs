@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::actors::TurnFormat;
 use crate::cluster_id::{validate_name, ClusterId};
-use crate::engine::chat::{Role, Turn};
-use crate::engine::sampling::SamplingParams;
 use crate::error::ServiceError;
 use crate::proto;
+use semkv_engine::generate::chat::{Role, Turn};
+use semkv_engine::generate::sampling::SamplingParams;
 
 /// Longest text of one turn, in bytes.
 pub const MAX_TURN_BYTES: usize = 1 << 20;

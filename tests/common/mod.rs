@@ -2,9 +2,7 @@
 //! over gRPC, and the tiny checkpoints loaded in-process for engine tests.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use semkv::proto::sem_kv_client::SemKvClient;
@@ -15,8 +13,8 @@ pub type Client = SemKvClient<Channel>;
 
 /// A tiny random Gemma 3 checkpoint from `tests/fixtures` (e.g. `tiny-gemma3-bf16`),
 /// on the CPU, weights as stored.
-pub fn tiny_engine(fixture: &str) -> semkv::engine::Engine {
-    use semkv::engine::{device::DeviceChoice, weights::WeightFormat, Engine, LoadOptions};
+pub fn tiny_engine(fixture: &str) -> semkv_engine::Engine {
+    use semkv_engine::{device::DeviceChoice, model::weights::WeightFormat, Engine, LoadOptions};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(fixture);
@@ -56,78 +54,44 @@ pub fn model_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gemma3-bf16")
 }
 
-/// A running daemon; killed when dropped.
+/// A running daemon ([`semkv_client::LocalDaemon`] on the tiny model, on the CPU);
+/// killed when dropped.
 pub struct Daemon {
-    child: Child,
+    inner: semkv_client::LocalDaemon,
+    /// `127.0.0.1:<port>`.
     pub addr: String,
 }
 
 impl Daemon {
     /// Starts `semkvd` on a free port with its store in `data_dir`.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_semkvd"))
-            .arg("--model")
-            .arg(model_dir())
-            .args(["--device", "cpu", "--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(data_dir)
+        let inner = semkv_client::LocalDaemon::builder(data_dir)
+            .bin(env!("CARGO_BIN_EXE_semkvd"))
+            .model(model_dir())
+            .device("cpu")
             .args(extra)
             .env("RUST_LOG", "warn")
-            .env_remove("SEMKV_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
+            .startup_timeout(Duration::from_secs(30))
+            .start()
             .expect("start semkvd");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("semkvd listening on ") {
-                    let _ = tx.send(addr.to_owned());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("semkvd did not report its address");
-            }
-        };
-        Self { child, addr }
+        let addr = inner.addr().to_owned();
+        Self { inner, addr }
     }
 
     pub async fn client(&self) -> Client {
-        SemKvClient::connect(format!("http://{}", self.addr))
+        SemKvClient::connect(self.inner.url())
             .await
             .expect("connect")
     }
 
     /// `kill -9`: no drain, no flush.
-    pub fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill9(self) {
+        self.inner.kill9();
     }
 
     /// SIGTERM, then waits; returns whether it exited successfully.
-    pub fn terminate(mut self) -> bool {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..200 {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn terminate(self) -> bool {
+        self.inner.terminate()
     }
 }
 

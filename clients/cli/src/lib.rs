@@ -2,29 +2,21 @@
 //! (run the prototype's four conditions on real per-cluster KV caches, then report).
 //!
 //! Module map:
-//! * [`dataset`] — the two JSON formats and the normalised [`dataset::Example`];
-//! * [`validate`] — schema checks with file + JSON-path problem reports;
-//! * [`conditions`] — the four conditions as pure plan builders;
-//! * [`metrics`] — interference / coverage metrics and the statistics behind reports;
-//! * [`results`] — the JSONL results file (append-only writer, resumable reader);
-//! * [`report`] — `summary.md`, `results.csv`, `metrics.svg`;
+//! * [`cli`] — the command line (clap types only);
+//! * [`commands`] — one file per command group, and [`commands::dispatch`];
+//! * [`output`] — [`output::Printer`]: every command's result, as text or `--json`;
+//! * [`exit`] — exit codes, and [`exit::Failure`]: a message with its exit code;
 //! * [`client`] — the [`client::ClusterClient`] trait, the seam to the daemon, and its
-//!   gRPC implementation [`client::GrpcClient`];
-//! * [`proto`] — the generated gRPC client of `proto/semkv/v1`;
-//! * [`daemon`] — finding, starting and stopping a local `semkvd` (for `semkv demo`);
-//! * [`runner`] — executes plans over a `ClusterClient`, with progress and resume;
-//! * [`commands`] — the cluster, append, generate and chat commands;
-//! * [`demo`] — `semkv demo`: the bundled example through the 4 conditions, one command.
+//!   gRPC implementation over [`semkv_client`];
+//! * [`experiment`] — datasets, conditions, the runner, metrics, statistics, reports
+//!   and the demo.
+//!
+//! `main` parses a [`cli::Cli`], runs [`commands::dispatch`] and exits with
+//! [`exit::exit_code`].
 
+pub mod cli;
 pub mod client;
 pub mod commands;
-pub mod conditions;
-pub mod daemon;
-pub mod dataset;
-pub mod demo;
-pub mod metrics;
-pub mod proto;
-pub mod report;
-pub mod results;
-pub mod runner;
-pub mod validate;
+pub mod exit;
+pub mod experiment;
+pub mod output;

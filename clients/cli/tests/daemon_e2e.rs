@@ -8,11 +8,14 @@
 //! `SEMKVD` to use another binary.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use semkv_client::local::build_semkvd;
+use semkv_client::LocalDaemon;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -37,76 +40,19 @@ fn semkvd() -> &'static Path {
         if let Some(p) = std::env::var_os("SEMKVD").filter(|p| !p.is_empty()) {
             return PathBuf::from(p);
         }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "semkv", "--bin", "semkvd"])
-            .current_dir(repo());
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build for semkvd");
-        assert!(status.success(), "cargo build -p semkv --bin semkvd failed");
-        let dir = Path::new(env!("CARGO_BIN_EXE_semkv"))
-            .parent()
-            .expect("target dir")
-            .to_path_buf();
-        let path = dir.join(format!("semkvd{}", std::env::consts::EXE_SUFFIX));
-        assert!(path.is_file(), "{} missing", path.display());
-        path
+        build_semkvd(&repo(), !cfg!(debug_assertions)).expect("build semkvd")
     })
 }
 
-/// A running daemon; killed when dropped.
-struct Daemon {
-    child: Child,
-    addr: String,
-}
-
-impl Daemon {
-    fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(semkvd())
-            .arg("--model")
-            .arg(model_dir())
-            .args(["--device", "cpu", "--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("RUST_LOG", "warn")
-            .env_remove("SEMKV_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start semkvd");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("semkvd listening on ") {
-                    let _ = tx.send(addr.to_owned());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("semkvd did not report its address");
-            }
-        };
-        Daemon { child, addr }
-    }
-
-    /// `kill -9`: no drain, no flush.
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `semkvd` on the tiny model with its store in `data_dir`; killed when dropped.
+fn start_daemon(data_dir: &Path) -> LocalDaemon {
+    LocalDaemon::builder(data_dir)
+        .bin(semkvd())
+        .model(model_dir())
+        .device("cpu")
+        .env("RUST_LOG", "warn")
+        .start()
+        .expect("start semkvd")
 }
 
 fn semkv_cmd(addr: &str, args: &[&str]) -> Command {
@@ -172,11 +118,11 @@ fn clusters_with_prefix(addr: &str, prefix: &str) -> Vec<String> {
 #[test]
 fn experiment_runs_end_to_end_on_one_example_in_all_conditions() {
     let tmp = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(&tmp.path().join("data"));
+    let daemon = start_daemon(&tmp.path().join("data"));
     let results = tmp.path().join("out/results.jsonl");
     let report = tmp.path().join("report");
     let out = semkv(
-        &daemon.addr,
+        daemon.addr(),
         &[
             "--json",
             "experiment",
@@ -237,13 +183,13 @@ fn experiment_runs_end_to_end_on_one_example_in_all_conditions() {
         "{md}"
     );
     // Contexts and forks were deleted.
-    assert!(clusters_with_prefix(&daemon.addr, "exp-").is_empty());
+    assert!(clusters_with_prefix(daemon.addr(), "exp-").is_empty());
 
     // The pairs ran 4 at a time (the default) with batched decode; one at a time,
     // every output is the same text.
     let one_by_one = tmp.path().join("sequential.jsonl");
     ok(&semkv(
-        &daemon.addr,
+        daemon.addr(),
         &[
             "experiment",
             "run",
@@ -270,7 +216,7 @@ fn experiment_runs_end_to_end_on_one_example_in_all_conditions() {
 
     // The same batch again without --resume is refused; with it, nothing is redone.
     let again = semkv(
-        &daemon.addr,
+        daemon.addr(),
         &[
             "experiment",
             "run",
@@ -288,7 +234,7 @@ fn experiment_runs_end_to_end_on_one_example_in_all_conditions() {
         text(&again.stderr)
     );
     let resumed = semkv(
-        &daemon.addr,
+        daemon.addr(),
         &[
             "experiment",
             "run",
@@ -305,7 +251,7 @@ fn experiment_runs_end_to_end_on_one_example_in_all_conditions() {
     // Raw-text mode, one condition; `experiment report` on its own.
     let raw = tmp.path().join("raw.jsonl");
     ok(&semkv(
-        &daemon.addr,
+        daemon.addr(),
         &[
             "experiment",
             "run",
@@ -326,7 +272,7 @@ fn experiment_runs_end_to_end_on_one_example_in_all_conditions() {
     assert!(raw_recs.iter().all(|r| r["format"] == "raw"));
     let raw_report = tmp.path().join("raw-report");
     let out = ok(&semkv(
-        &daemon.addr,
+        daemon.addr(),
         &[
             "experiment",
             "report",
@@ -362,10 +308,10 @@ fn an_interrupted_batch_resumes_after_a_daemon_kill_9() {
         v
     };
 
-    let daemon = Daemon::start(&data);
+    let daemon = start_daemon(&data);
     let args = run_args(false);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut batch = semkv_cmd(&daemon.addr, &args)
+    let mut batch = semkv_cmd(daemon.addr(), &args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -396,10 +342,10 @@ fn an_interrupted_batch_resumes_after_a_daemon_kill_9() {
 
     // A new daemon on the same data dir (and another port) finds the clusters the
     // interrupted batch left; the resume deletes and rebuilds what it needs.
-    let daemon = Daemon::start(&data);
+    let daemon = start_daemon(&data);
     let args = run_args(true);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = ok(&semkv(&daemon.addr, &args));
+    let out = ok(&semkv(daemon.addr(), &args));
     assert!(
         out.contains(&format!(
             "{} outputs generated, {n_before} already done",
@@ -420,14 +366,14 @@ fn an_interrupted_batch_resumes_after_a_daemon_kill_9() {
         24,
         "each (example, condition, output) exactly once"
     );
-    assert!(clusters_with_prefix(&daemon.addr, "exp-").is_empty());
+    assert!(clusters_with_prefix(daemon.addr(), "exp-").is_empty());
 }
 
 #[test]
 fn cluster_commands_generate_and_chat_work_against_a_daemon() {
     let tmp = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(&tmp.path().join("data"));
-    let a = daemon.addr.as_str();
+    let daemon = start_daemon(&tmp.path().join("data"));
+    let a = daemon.addr();
 
     let created = json(&semkv(
         a,
@@ -658,9 +604,9 @@ fn demo_starts_a_daemon_runs_the_bundled_example_and_stops_it() {
     assert!(log.contains("store flushed; bye"), "{log}");
 
     // With a daemon running at --addr, the demo uses it and leaves it running.
-    let daemon = Daemon::start(&tmp.path().join("data2"));
+    let daemon = start_daemon(&tmp.path().join("data2"));
     let out = semkv(
-        &daemon.addr,
+        daemon.addr(),
         &[
             "demo",
             "--out",
@@ -673,5 +619,5 @@ fn demo_starts_a_daemon_runs_the_bundled_example_and_stops_it() {
     let stdout = ok(&out);
     assert!(!stdout.contains("started and stopped"), "{stdout}");
     assert!(text(&out.stderr).contains("using the semkvd already running"));
-    ok(&semkv(&daemon.addr, &["status"]));
+    ok(&semkv(daemon.addr(), &["status"]));
 }

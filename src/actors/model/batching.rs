@@ -6,12 +6,12 @@
 
 use std::collections::HashMap;
 
-use crate::engine::batch_cache::BatchCache;
-use crate::engine::cache::ModelCache;
-use crate::engine::generate::{Generation, Step};
-use crate::engine::EngineError;
 use crate::error::ServiceError;
 use crate::scheduler::JobId;
+use semkv_engine::cache::batch_cache::BatchCache;
+use semkv_engine::cache::ModelCache;
+use semkv_engine::generate::{Generation, Step};
+use semkv_engine::EngineError;
 
 use super::ModelState;
 
@@ -91,18 +91,14 @@ impl ModelState {
             let Some(active) = self.jobs.get_mut(&id) else {
                 continue;
             };
-            let Some(resident) = self.caches.get_mut(&active.job.cluster) else {
+            let Some(cache) = self.residency.use_mut(active.job.cluster.as_str()) else {
                 outcomes.push((
                     id,
                     Err(EngineError::Internal("cluster cache vanished".into())),
                 ));
                 continue;
             };
-            resident.last_used = self.clock;
-            outcomes.push((
-                id,
-                active.job.decoded(&self.engine, &mut resident.cache, step),
-            ));
+            outcomes.push((id, active.job.decoded(&self.engine, cache, step)));
         }
         for (id, progress) in outcomes {
             self.after_step(id, progress);
@@ -114,8 +110,8 @@ impl ModelState {
         let mut taken = Vec::with_capacity(ids.len());
         for &id in ids {
             let target = self.jobs.get_mut(&id).and_then(|active| {
-                let resident = self.caches.get_mut(&active.job.cluster)?;
-                active.job.decode_target(&mut resident.cache)
+                let cache = self.residency.use_mut(active.job.cluster.as_str())?;
+                active.job.decode_target(cache)
             });
             match target {
                 Some(slot) => taken.push(std::mem::replace(slot, ModelCache::new(Vec::new()))),
@@ -159,15 +155,15 @@ impl ModelState {
     }
 
     fn put_back(&mut self, ids: &[JobId], caches: Vec<ModelCache>) {
-        for (id, cache) in ids.iter().zip(caches) {
+        for (id, row) in ids.iter().zip(caches) {
             let Some(active) = self.jobs.get_mut(id) else {
                 continue;
             };
-            let Some(resident) = self.caches.get_mut(&active.job.cluster) else {
+            let Some(cache) = self.residency.use_mut(active.job.cluster.as_str()) else {
                 continue;
             };
-            if let Some(slot) = active.job.decode_target(&mut resident.cache) {
-                *slot = cache;
+            if let Some(slot) = active.job.decode_target(cache) {
+                *slot = row;
             }
         }
     }
@@ -175,9 +171,11 @@ impl ModelState {
     /// Dissolves the live batch if one of its members works on `cluster`.
     pub(super) fn dissolve_if_batched(&mut self, cluster: &str) {
         let batched = self.batch.as_ref().is_some_and(|b| {
-            b.members
-                .iter()
-                .any(|id| self.jobs.get(id).is_some_and(|a| a.job.cluster == cluster))
+            b.members.iter().any(|id| {
+                self.jobs
+                    .get(id)
+                    .is_some_and(|a| a.job.cluster.as_str() == cluster)
+            })
         });
         if batched {
             self.dissolve_batch();

@@ -1,0 +1,442 @@
+//! The Gemma 3 text decoder: sliding-window local layers and global layers with their
+//! own RoPE bases, per-head q/k RMSNorm, (1 + w) norms, sqrt(hidden) embedding scale,
+//! GELU-tanh gated MLP and a head tied to the embedding.
+
+use mlx_rs::error::Exception;
+use mlx_rs::fast::{
+    rms_norm, rope, rope_dynamic, scaled_dot_product_attention, ScaledDotProductAttentionMask,
+};
+use mlx_rs::ops::indexing::TryIndexOp;
+use mlx_rs::{Array, Dtype};
+
+use crate::cache::batch_cache::{BatchCache, StepPlan};
+use crate::cache::{
+    AttentionInputs, AttentionMask, FullCache, LayerCache, ModelCache, RotatingCache,
+};
+use crate::model::config::Gemma3Config;
+use crate::model::linear::Linear;
+use crate::model::weights::TensorMap;
+use crate::EngineError;
+
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    q_norm: Array,
+    k_norm: Array,
+    n_heads: i32,
+    n_kv_heads: i32,
+    head_dim: i32,
+    scale: f32,
+    rope_base: f32,
+    rope_scale: f32,
+    eps: f32,
+}
+
+impl Attention {
+    /// Queries, keys and values `[B, heads, L, head_dim]` of `x` (`[B, L, hidden]`),
+    /// normed, before RoPE.
+    fn project(&self, x: &Array) -> Result<(Array, Array, Array), Exception> {
+        let (b, l) = (x.dim(0), x.dim(1));
+        let heads = |proj: &Linear, n: i32| -> Result<Array, Exception> {
+            proj.forward(x)?
+                .reshape(&[b, l, n, self.head_dim])?
+                .transpose_axes(&[0, 2, 1, 3])
+        };
+        let q = rms_norm(
+            heads(&self.q_proj, self.n_heads)?,
+            Some(&self.q_norm),
+            self.eps,
+        )?;
+        let k = rms_norm(
+            heads(&self.k_proj, self.n_kv_heads)?,
+            Some(&self.k_norm),
+            self.eps,
+        )?;
+        let v = heads(&self.v_proj, self.n_kv_heads)?;
+        Ok((q, k, v))
+    }
+
+    fn rope(&self, x: &Array, offset: i32) -> Result<Array, Exception> {
+        rope(
+            x,
+            self.head_dim,
+            false,
+            self.rope_base,
+            self.rope_scale,
+            offset,
+            None,
+        )
+    }
+
+    /// `o_proj` of attention outputs `[B, heads, L, head_dim]`.
+    fn output(&self, out: &Array) -> Result<Array, Exception> {
+        let (b, l) = (out.dim(0), out.dim(2));
+        let out = out.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?;
+        self.o_proj.forward(&out)
+    }
+
+    fn forward(&self, x: &Array, cache: &mut LayerCache) -> Result<Array, Exception> {
+        let (q, k, v) = self.project(x)?;
+        let offset = cache.offset();
+        let q = self.rope(&q, offset)?;
+        let k = self.rope(&k, offset)?;
+        let inputs = cache.update(&k, &v)?;
+        let out = self.attend(&q, &inputs)?;
+        self.output(&out)
+    }
+
+    /// One decode token for each of the `B` sequences of `cache` (`x`: `[B, 1,
+    /// hidden]`): every operation runs once for the whole batch.
+    fn forward_decode_batch(
+        &self,
+        x: &Array,
+        cache: &mut BatchCache,
+        layer: usize,
+        plan: &StepPlan,
+    ) -> Result<Array, Exception> {
+        let (q, k, v) = self.project(x)?;
+        let rope_all = |a: &Array| {
+            rope_dynamic(
+                a,
+                self.head_dim,
+                false,
+                self.rope_base,
+                self.rope_scale,
+                &plan.offsets,
+                None,
+            )
+        };
+        let (q, k) = (rope_all(&q)?, rope_all(&k)?);
+        let (keys, values, mask) = cache.update(layer, plan, &k, &v)?;
+        let inputs = AttentionInputs {
+            keys,
+            values,
+            mask: mask.map_or(AttentionMask::None, AttentionMask::Array),
+        };
+        self.output(&self.attend(&q, &inputs)?)
+    }
+
+    fn attend(&self, q: &Array, inputs: &AttentionInputs) -> Result<Array, Exception> {
+        let (keys, values) = (&inputs.keys, &inputs.values);
+        match &inputs.mask {
+            AttentionMask::None => {
+                scaled_dot_product_attention(q, keys, values, self.scale, None, None)
+            }
+            AttentionMask::Causal => scaled_dot_product_attention(
+                q,
+                keys,
+                values,
+                self.scale,
+                ScaledDotProductAttentionMask::Causal,
+                None,
+            ),
+            AttentionMask::Array(mask) => {
+                scaled_dot_product_attention(q, keys, values, self.scale, mask, None)
+            }
+        }
+    }
+}
+
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn forward(&self, x: &Array) -> Result<Array, Exception> {
+        let gate = gelu_approx(&self.gate_proj.forward(x)?)?;
+        self.down_proj
+            .forward(&gate.multiply(self.up_proj.forward(x)?)?)
+    }
+}
+
+/// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` with every constant in `x`'s dtype
+/// (mlx-rs's own version promotes bf16 activations to f32; mlx-lm's keeps bf16).
+fn gelu_approx(x: &Array) -> Result<Array, Exception> {
+    let c = |v: f32| Array::from_f32(v).as_dtype(x.dtype());
+    let cubic = c(0.044715)?.multiply(x.power(c(3.0)?)?)?;
+    let inner = c((2.0 / std::f32::consts::PI).sqrt())?.multiply(x.add(cubic)?)?;
+    c(0.5)?
+        .multiply(x)?
+        .multiply(c(1.0)?.add(mlx_rs::ops::tanh(&inner)?)?)
+}
+
+struct Block {
+    attention: Attention,
+    mlp: Mlp,
+    input_norm: Array,
+    post_attention_norm: Array,
+    pre_feedforward_norm: Array,
+    post_feedforward_norm: Array,
+    eps: f32,
+}
+
+impl Block {
+    fn forward(&self, x: &Array, cache: &mut LayerCache) -> Result<Array, Exception> {
+        let r = self
+            .attention
+            .forward(&rms_norm(x, Some(&self.input_norm), self.eps)?, cache)?;
+        let h = x.add(rms_norm(&r, Some(&self.post_attention_norm), self.eps)?)?;
+        self.feed_forward(&h)
+    }
+
+    /// See [`Attention::forward_decode_batch`].
+    fn forward_decode_batch(
+        &self,
+        x: &Array,
+        cache: &mut BatchCache,
+        layer: usize,
+        plan: &StepPlan,
+    ) -> Result<Array, Exception> {
+        let r = self.attention.forward_decode_batch(
+            &rms_norm(x, Some(&self.input_norm), self.eps)?,
+            cache,
+            layer,
+            plan,
+        )?;
+        let h = x.add(rms_norm(&r, Some(&self.post_attention_norm), self.eps)?)?;
+        self.feed_forward(&h)
+    }
+
+    /// The MLP half of the block, with its norms and residual.
+    fn feed_forward(&self, h: &Array) -> Result<Array, Exception> {
+        let r = self
+            .mlp
+            .forward(&rms_norm(h, Some(&self.pre_feedforward_norm), self.eps)?)?;
+        h.add(rms_norm(&r, Some(&self.post_feedforward_norm), self.eps)?)
+    }
+}
+
+/// A loaded Gemma 3 text model.
+pub struct Gemma3 {
+    config: Gemma3Config,
+    embed_tokens: Linear,
+    layers: Vec<Block>,
+    norm: Array,
+    embed_scale: f32,
+}
+
+impl Gemma3 {
+    /// Builds the model from checkpoint tensors (HF names).
+    pub fn from_tensors(
+        config: Gemma3Config,
+        tensors: &mut TensorMap,
+    ) -> Result<Self, EngineError> {
+        let c = &config;
+        let embed_tokens = tensors.linear("model.embed_tokens", c)?;
+        let eps = c.rms_norm_eps;
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            let global = c.is_global_layer(i);
+            let attention = Attention {
+                q_proj: tensors.linear(&format!("{p}.self_attn.q_proj"), c)?,
+                k_proj: tensors.linear(&format!("{p}.self_attn.k_proj"), c)?,
+                v_proj: tensors.linear(&format!("{p}.self_attn.v_proj"), c)?,
+                o_proj: tensors.linear(&format!("{p}.self_attn.o_proj"), c)?,
+                q_norm: tensors.norm(&format!("{p}.self_attn.q_norm"))?,
+                k_norm: tensors.norm(&format!("{p}.self_attn.k_norm"))?,
+                n_heads: c.num_attention_heads as i32,
+                n_kv_heads: c.num_key_value_heads as i32,
+                head_dim: c.head_dim as i32,
+                scale: c.query_pre_attn_scalar.powf(-0.5),
+                rope_base: if global {
+                    c.rope_theta
+                } else {
+                    c.rope_local_base_freq
+                },
+                rope_scale: if global { c.global_rope_scale() } else { 1.0 },
+                eps,
+            };
+            let mlp = Mlp {
+                gate_proj: tensors.linear(&format!("{p}.mlp.gate_proj"), c)?,
+                up_proj: tensors.linear(&format!("{p}.mlp.up_proj"), c)?,
+                down_proj: tensors.linear(&format!("{p}.mlp.down_proj"), c)?,
+            };
+            layers.push(Block {
+                attention,
+                mlp,
+                input_norm: tensors.norm(&format!("{p}.input_layernorm"))?,
+                post_attention_norm: tensors.norm(&format!("{p}.post_attention_layernorm"))?,
+                pre_feedforward_norm: tensors.norm(&format!("{p}.pre_feedforward_layernorm"))?,
+                post_feedforward_norm: tensors.norm(&format!("{p}.post_feedforward_layernorm"))?,
+                eps,
+            });
+        }
+        let norm = tensors.norm("model.norm")?;
+        // mlx-lm rounds sqrt(hidden) through bf16 before scaling the embeddings.
+        let embed_scale = half::bf16::from_f32((c.hidden_size as f32).sqrt()).to_f32();
+        let model = Self {
+            config,
+            embed_tokens,
+            layers,
+            norm,
+            embed_scale,
+        };
+        model.eval_weights()?;
+        Ok(model)
+    }
+
+    fn weight_arrays(&self) -> Vec<&Array> {
+        fn linear_arrays(l: &Linear) -> Vec<&Array> {
+            match l {
+                Linear::Dense { weight } => vec![weight],
+                Linear::Quantized {
+                    weight,
+                    scales,
+                    biases,
+                    ..
+                } => vec![weight, scales, biases],
+            }
+        }
+        let mut out = linear_arrays(&self.embed_tokens);
+        out.push(&self.norm);
+        for b in &self.layers {
+            let a = &b.attention;
+            for l in [
+                &a.q_proj,
+                &a.k_proj,
+                &a.v_proj,
+                &a.o_proj,
+                &b.mlp.gate_proj,
+                &b.mlp.up_proj,
+                &b.mlp.down_proj,
+            ] {
+                out.extend(linear_arrays(l));
+            }
+            out.extend([&a.q_norm, &a.k_norm, &b.input_norm, &b.post_attention_norm]);
+            out.extend([&b.pre_feedforward_norm, &b.post_feedforward_norm]);
+        }
+        out
+    }
+
+    /// Materializes all weights (conversions happen once, at load).
+    fn eval_weights(&self) -> Result<(), Exception> {
+        mlx_rs::transforms::eval(self.weight_arrays())
+    }
+
+    /// Bytes of all weights as held on the device.
+    pub fn weight_bytes(&self) -> usize {
+        self.weight_arrays().iter().map(|a| a.nbytes()).sum()
+    }
+
+    pub fn config(&self) -> &Gemma3Config {
+        &self.config
+    }
+
+    /// Vocabulary size (rows of the embedding).
+    pub fn vocab_size(&self) -> usize {
+        self.embed_tokens.out_features() as usize
+    }
+
+    /// The float dtype activations are computed in.
+    pub fn activation_dtype(&self) -> Dtype {
+        self.embed_tokens.compute_dtype()
+    }
+
+    /// An empty cache with a ring for each local layer and a full cache for each global one.
+    pub fn new_cache(&self) -> ModelCache {
+        let layers = (0..self.config.num_hidden_layers)
+            .map(|i| {
+                if self.config.is_global_layer(i) {
+                    LayerCache::Full(FullCache::new())
+                } else {
+                    LayerCache::Rotating(RotatingCache::new(self.config.sliding_window as i32))
+                }
+            })
+            .collect();
+        ModelCache::new(layers)
+    }
+
+    /// Runs `tokens` (`[1, L]` int32) through the model, extending `cache`, and returns
+    /// the final hidden states `[1, L, hidden]` (lazy).
+    pub fn hidden(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
+        // The cache's last token changes and no logits are computed for it here.
+        cache.set_next_logits(None);
+        let mut h = self.embed(tokens)?;
+        for (block, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            h = block.forward(&h, layer_cache)?;
+        }
+        rms_norm(&h, Some(&self.norm), self.config.rms_norm_eps)
+    }
+
+    fn embed(&self, tokens: &Array) -> Result<Array, Exception> {
+        let h = self.embed_tokens.rows(tokens)?;
+        let scale = Array::from_f32(self.embed_scale).as_dtype(h.dtype())?;
+        h.multiply(scale)
+    }
+
+    /// One decode step for the sequences of a [`BatchCache`]: `tokens` is `[B, 1]`
+    /// int32, the next token of each row. Returns logits `[B, vocab]` (lazy) and
+    /// extends every row by one token.
+    pub fn forward_decode_batch(
+        &self,
+        tokens: &Array,
+        cache: &mut BatchCache,
+    ) -> Result<Array, Exception> {
+        if tokens.dim(0) as usize != cache.rows() || tokens.dim(1) != 1 {
+            return Err(Exception::custom(format!(
+                "batched decode needs [{}, 1] tokens, got {:?}",
+                cache.rows(),
+                tokens.shape()
+            )));
+        }
+        let plan = cache.plan_step()?;
+        let mut h = self.embed(tokens)?;
+        for (layer, block) in self.layers.iter().enumerate() {
+            h = block.forward_decode_batch(&h, cache, layer, &plan)?;
+        }
+        cache.advance();
+        let h = rms_norm(&h, Some(&self.norm), self.config.rms_norm_eps)?;
+        let last = h.try_index((.., -1, ..))?;
+        let logits = self.embed_tokens.forward(&last)?;
+        cache.set_next_logits(&logits)?;
+        Ok(logits)
+    }
+
+    /// Logits `[1, vocab]` for the last of `tokens`, extending `cache` (lazy).
+    pub fn forward_last(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
+        let h = self.hidden(tokens, cache)?;
+        let last = h.try_index((.., -1, ..))?;
+        let logits = self.embed_tokens.forward(&last)?;
+        cache.set_next_logits(Some(logits.clone()));
+        Ok(logits)
+    }
+
+    /// Logits `[1, L, vocab]` for every position (tests and scoring).
+    pub fn forward_all(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
+        let h = self.hidden(tokens, cache)?;
+        let logits = self.embed_tokens.forward(&h)?;
+        cache.set_next_logits(Some(logits.try_index((.., -1, ..))?));
+        Ok(logits)
+    }
+}
+
+impl Gemma3 {
+    /// Loads an HF / mlx-community checkpoint directory (`config.json` + safetensors).
+    pub fn load_dir(
+        dir: &std::path::Path,
+        format: crate::model::weights::WeightFormat,
+    ) -> Result<Self, EngineError> {
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|source| EngineError::Io {
+            path: config_path.clone(),
+            source,
+        })?;
+        let config = Gemma3Config::from_json(&text)?;
+        let mut tensors = TensorMap::from_safetensors_dir(dir, format)?;
+        let model = Self::from_tensors(config, &mut tensors)?;
+        let leftover = tensors.leftover();
+        if !leftover.is_empty() {
+            tracing::warn!(
+                count = leftover.len(),
+                first = leftover[0],
+                "checkpoint tensors not used by Gemma 3"
+            );
+        }
+        Ok(model)
+    }
+}

@@ -1,0 +1,14 @@
+//! The network: configuration, weights, the Gemma 3 forward pass and loading.
+//!
+//! * [`config`] — `config.json` / GGUF metadata as a [`config::Gemma3Config`];
+//! * [`weights`] — tensor maps and the weight formats (bf16, f32, 4-bit);
+//! * [`linear`] — a dense or quantized projection;
+//! * [`gemma3`] — the model: embedding, blocks, norms, output head (single and batched);
+//! * [`loader`] — from a directory, a `.gguf` file, a known name or a hub id to an
+//!   [`crate::Engine`].
+
+pub mod config;
+pub mod gemma3;
+pub mod linear;
+pub mod loader;
+pub mod weights;

@@ -1,0 +1,126 @@
+//! What the store keeps per cluster: [`ClusterMeta`], token [`Segment`]s, and the
+//! cache writes ([`KvWrite`]) and reads ([`StoredCache`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A cluster's metadata and counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterMeta {
+    pub id: String,
+    pub labels: BTreeMap<String, String>,
+    pub created_unix_ms: i64,
+    /// Tokens in the cluster's cache (= sum of all segments).
+    pub tokens: u64,
+    /// Turns recorded (next turn sequence number).
+    pub turns: u64,
+    /// Segments recorded (next segment sequence number).
+    pub segments: u64,
+    /// Next cache delta sequence number.
+    pub next_delta: u64,
+    /// Deltas written since the base snapshot, and their bytes.
+    pub deltas_since_base: u64,
+    pub delta_bytes_since_base: u64,
+    /// Bytes of the base snapshot (0: none).
+    pub base_bytes: u64,
+    /// A system turn waiting to be folded into the next user turn (chat format).
+    pub pending_system: Option<String>,
+    /// Times the cache was rebuilt from the segments.
+    pub rebuilds: u64,
+}
+
+impl ClusterMeta {
+    /// A new, empty cluster.
+    pub fn new(id: &str, labels: BTreeMap<String, String>) -> Self {
+        let created_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Self {
+            id: id.to_owned(),
+            labels,
+            created_unix_ms,
+            tokens: 0,
+            turns: 0,
+            segments: 0,
+            next_delta: 0,
+            deltas_since_base: 0,
+            delta_bytes_since_base: 0,
+            base_bytes: 0,
+            pending_system: None,
+            rebuilds: 0,
+        }
+    }
+
+    /// Whether the next cache write should be a full snapshot: the deltas since the
+    /// base hold more than the base itself (and a few MiB), or there are very many.
+    pub fn wants_compaction(&self) -> bool {
+        self.deltas_since_base >= 256
+            || (self.delta_bytes_since_base > self.base_bytes
+                && self.delta_bytes_since_base > 4 << 20)
+    }
+}
+
+/// Token ids fed to the model in one go, in chunks of `chunk` tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub tokens: Vec<u32>,
+    pub chunk: u32,
+}
+
+impl Segment {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + 4 * self.tokens.len());
+        out.extend_from_slice(&self.chunk.to_le_bytes());
+        out.extend_from_slice(&(self.tokens.len() as u32).to_le_bytes());
+        for t in &self.tokens {
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        out
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Option<Self> {
+        let word = |i: usize| {
+            bytes
+                .get(4 * i..4 * i + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        };
+        let chunk = word(0)?;
+        let n = word(1)? as usize;
+        if bytes.len() != 8 + 4 * n || chunk == 0 {
+            return None;
+        }
+        let tokens = (0..n).map(|i| word(2 + i)).collect::<Option<Vec<_>>>()?;
+        Some(Self { tokens, chunk })
+    }
+}
+
+/// How an operation changes the stored cache. `next_logits` (the encoded logits after
+/// the cache's new last token) replaces the stored ones; `None` removes them.
+#[derive(Debug, Clone)]
+pub enum KvWrite {
+    /// No change (no tokens were added).
+    None,
+    /// One more delta after the existing ones.
+    Delta {
+        kv: Vec<u8>,
+        next_logits: Option<Vec<u8>>,
+    },
+    /// A fresh base snapshot replacing the base and all deltas.
+    Snapshot {
+        kv: Vec<u8>,
+        next_logits: Option<Vec<u8>>,
+    },
+}
+
+/// A cluster's stored cache blobs, checked against their envelopes.
+#[derive(Debug, Default)]
+pub struct StoredCache {
+    pub base: Option<Vec<u8>>,
+    pub deltas: Vec<Vec<u8>>,
+    /// The logits after the cache's last token, if stored.
+    pub next_logits: Option<Vec<u8>>,
+    /// Set when a blob failed its check; the blobs must then not be used.
+    pub damaged: Option<String>,
+}
