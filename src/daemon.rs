@@ -21,6 +21,10 @@ use crate::store::Store;
 use semkv_engine::model::loader::load_engine;
 use semkv_engine::LoadOptions;
 
+/// How often orphaned cache blobs are looked for while serving (they only appear when
+/// a write fails between its blob and its record; the store also collects at start).
+const ORPHAN_COLLECTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -39,6 +43,24 @@ pub enum DaemonError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+impl DaemonError {
+    /// The process exit code for this error: 3 when the store cannot be used as it is
+    /// (unreadable, older than acknowledged: `semkvd repair`), 4 when it belongs to
+    /// another model, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        use crate::store::StoreError;
+        match self {
+            DaemonError::Store(StoreError::ModelMismatch { .. }) => 4,
+            DaemonError::Store(
+                StoreError::Unreadable { .. }
+                | StoreError::RolledBack { .. }
+                | StoreError::Corrupt { .. },
+            ) => 3,
+            _ => 1,
+        }
+    }
+}
+
 /// Runs the daemon until `shutdown` completes, then drains (at most
 /// `config.drain_timeout`) and flushes. `on_ready` receives the bound address once
 /// the server accepts connections.
@@ -47,7 +69,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), DaemonError> {
-    let store = Store::open(&config.data_dir)?;
+    let store = Store::open_with(&config.data_dir, config.store.clone())?;
     let status = Arc::new(SharedStatus::default());
     let (model_ref, device) = (config.model.clone(), config.device);
     let (model, model_thread) = model::spawn(ModelArgs {
@@ -76,6 +98,12 @@ pub async fn serve(
     })
     .await?;
     let info = ask(&model, |reply| ModelMsg::Info { reply }).await?;
+    if let Err(e) = store.bind_model(&info.fingerprint) {
+        model.stop(None);
+        let _ = tokio::task::spawn_blocking(move || model_thread.join()).await;
+        return Err(e.into());
+    }
+    let _collector = store.collect_garbage(ORPHAN_COLLECTION_INTERVAL);
     let (registry, registry_task) = Actor::spawn(
         Some("registry".into()),
         Registry,

@@ -10,16 +10,21 @@
 //! queue_depth = 64
 //! max_batch = 16
 //! log_format = "json"
+//! max_store_bytes = "50GiB"
+//! min_free_bytes = "1GiB"
+//! store_permissions = "private"
 //! ```
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
 use semkv_engine::device::DeviceChoice;
+
+use crate::store::{Permissions, StoreOptions};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
@@ -100,6 +105,30 @@ pub struct Cli {
     /// How long to wait for running requests on shutdown, e.g. 30s [default: 30s].
     #[arg(long, env = "SEMKV_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<String>,
+    /// Most bytes the store may hold, e.g. 50GiB (0 = no limit); writes past it get
+    /// RESOURCE_EXHAUSTED, reads and deletes keep working [default: 0].
+    #[arg(long, env = "SEMKV_MAX_STORE_BYTES")]
+    pub max_store_bytes: Option<String>,
+    /// Free space to keep on the store's filesystem; writes that would leave less get
+    /// RESOURCE_EXHAUSTED instead of filling the disk [default: 64MiB].
+    #[arg(long, env = "SEMKV_MIN_FREE_BYTES")]
+    pub min_free_bytes: Option<String>,
+    /// Who may read the store: private (directories 0700, files 0600) or group
+    /// (0750, 0640) [default: private].
+    #[arg(long, env = "SEMKV_STORE_PERMISSIONS")]
+    pub store_permissions: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What `semkvd` does besides serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Salvage every readable cluster of the store in --data-dir into a fresh store
+    /// (the damaged database is kept aside), report what was lost, and exit. Needs no
+    /// model; caches whose blobs fail a check are rebuilt from their token logs on
+    /// first use.
+    Repair,
 }
 
 /// A size: bytes, or text with a unit.
@@ -125,6 +154,9 @@ struct FileConfig {
     max_batch: Option<usize>,
     log_format: Option<LogFormat>,
     drain_timeout: Option<String>,
+    max_store_bytes: Option<SizeValue>,
+    min_free_bytes: Option<SizeValue>,
+    store_permissions: Option<String>,
 }
 
 /// The daemon's resolved settings.
@@ -143,6 +175,8 @@ pub struct DaemonConfig {
     pub max_batch: usize,
     pub log_format: LogFormat,
     pub drain_timeout: Duration,
+    /// Budget, reserve and permissions of the store.
+    pub store: StoreOptions,
 }
 
 /// Parses `512MiB`, `2GiB`, `1.5GB`, `1000` (bytes). Decimal units (kB, MB, GB, TB)
@@ -194,33 +228,30 @@ impl DaemonConfig {
         Self::resolve(Cli::try_parse_from(args)?)
     }
 
+    /// The data directory and store options alone (for `semkvd repair`, which needs no
+    /// model).
+    pub fn store_only(cli: &Cli) -> Result<(PathBuf, StoreOptions), ConfigError> {
+        let file = load_file(cli)?;
+        let store = store_options(cli, &file)?;
+        Ok((data_dir(cli.data_dir.clone(), &file), store))
+    }
+
     /// Merges flags over the config file over defaults, and checks the result.
     pub fn resolve(cli: Cli) -> Result<Self, ConfigError> {
-        let file = match &cli.config {
-            None => FileConfig::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?
-            }
-        };
+        let file = load_file(&cli)?;
+        let store = store_options(&cli, &file)?;
+        let data_dir = data_dir(cli.data_dir.clone(), &file);
         let model = cli.model.or(file.model).ok_or(ConfigError::NoModel)?;
         let device = match cli.device.or(file.device) {
             None => DeviceChoice::Auto,
             Some(d) => d.parse().map_err(|e: String| invalid("device", e))?,
         };
-        let max_cache_bytes = match (cli.max_cache_bytes, file.max_cache_bytes) {
-            (Some(s), _) | (None, Some(SizeValue::Text(s))) => {
-                parse_size(&s).map_err(|e| invalid("max_cache_bytes", e))?
-            }
-            (None, Some(SizeValue::Bytes(b))) => b,
-            (None, None) => 0,
-        };
+        let max_cache_bytes = size(
+            "max_cache_bytes",
+            &cli.max_cache_bytes,
+            &file.max_cache_bytes,
+            0,
+        )?;
         let queue_depth = cli.queue_depth.or(file.queue_depth).unwrap_or(64);
         if queue_depth == 0 {
             return Err(invalid("queue_depth", "must be at least 1"));
@@ -247,10 +278,7 @@ impl DaemonConfig {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051))),
-            data_dir: cli
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("semkv-data")),
+            data_dir,
             model,
             device,
             max_cache_bytes,
@@ -260,8 +288,72 @@ impl DaemonConfig {
             max_batch,
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             drain_timeout,
+            store,
         })
     }
+}
+
+fn load_file(cli: &Cli) -> Result<FileConfig, ConfigError> {
+    let Some(path) = &cli.config else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.clone(),
+        message: e.to_string(),
+    })
+}
+
+fn data_dir(flag: Option<PathBuf>, file: &FileConfig) -> PathBuf {
+    flag.or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("semkv-data"))
+}
+
+/// A size from its flag, else the file, else `default`.
+fn size(
+    field: &'static str,
+    flag: &Option<String>,
+    file: &Option<SizeValue>,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match (flag, file) {
+        (Some(s), _) | (None, Some(SizeValue::Text(s))) => {
+            parse_size(s).map_err(|e| invalid(field, e))
+        }
+        (None, Some(SizeValue::Bytes(b))) => Ok(*b),
+        (None, None) => Ok(default),
+    }
+}
+
+fn store_options(cli: &Cli, file: &FileConfig) -> Result<StoreOptions, ConfigError> {
+    let permissions = match cli
+        .store_permissions
+        .as_ref()
+        .or(file.store_permissions.as_ref())
+    {
+        None => Permissions::default(),
+        Some(p) => p
+            .parse()
+            .map_err(|e: String| invalid("store_permissions", e))?,
+    };
+    Ok(StoreOptions {
+        max_bytes: size(
+            "max_store_bytes",
+            &cli.max_store_bytes,
+            &file.max_store_bytes,
+            0,
+        )?,
+        min_free_bytes: size(
+            "min_free_bytes",
+            &cli.min_free_bytes,
+            &file.min_free_bytes,
+            64 << 20,
+        )?,
+        permissions,
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,10 @@ pub enum ServiceError {
     /// The daemon is at capacity (or shutting down); retrying later may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// The store refused a write: its budget (`--max-store-bytes`) or the disk is full.
+    /// Reads and deletes still work; retrying after space is freed succeeds.
+    #[error("store full: {0}")]
+    ResourceExhausted(String),
     /// Stored data that cannot be recovered (e.g. a cluster's token log is damaged).
     #[error("data loss: {0}")]
     DataLoss(String),
@@ -37,11 +41,19 @@ impl ServiceError {
 impl From<crate::store::StoreError> for ServiceError {
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::StoreError;
+        if e.is_full() {
+            return Self::ResourceExhausted(e.to_string());
+        }
         match e {
             StoreError::Exists(id) => Self::AlreadyExists(id),
             StoreError::NotFound(id) => Self::NotFound(id),
             StoreError::Corrupt { .. } => Self::DataLoss(e.to_string()),
-            StoreError::Sled(_) | StoreError::Io(_) => Self::Internal(e.to_string()),
+            StoreError::Sled(_)
+            | StoreError::Io(_)
+            | StoreError::Full(_)
+            | StoreError::Unreadable { .. }
+            | StoreError::RolledBack { .. }
+            | StoreError::ModelMismatch { .. } => Self::Internal(e.to_string()),
         }
     }
 }

@@ -240,6 +240,23 @@ async fn restart_after_kill_9_reuses_every_token() {
     }
 }
 
+/// The cache blob files of cluster `id` whose names end in `.{part}` (`b` base, `k`
+/// delta, `l` logits), oldest first.
+fn blob_files(data_dir: &std::path::Path, id: &str, part: char) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(data_dir.join("blobs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(&format!("{id}+")) && name.ends_with(&format!(".{part}"))
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .{part} blob of {id}");
+    files
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_cache_blob_is_detected_and_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
@@ -258,22 +275,16 @@ async fn damaged_cache_blob_is_detected_and_rebuilt() {
     let continued = summary(&mut c, continue_greedy("no-logits", 12)).await;
     daemon.kill9();
 
-    // A cache without its next-token logits record (as an earlier build stored it).
-    {
-        let db = sled::open(dir.path().join("sled")).unwrap();
-        assert!(db.remove("d/no-logits/l").unwrap().is_some());
-        db.flush().unwrap();
-    }
+    // A cache whose next-token logits file was lost.
+    std::fs::remove_file(&blob_files(dir.path(), "no-logits", 'l')[0]).unwrap();
 
-    // Flip one bit in the first cache delta (layout: docs/architecture.md, src/store.rs).
+    // Flip one bit in the first cache delta (layout: docs/architecture.md, src/store/).
     {
-        let db = sled::open(dir.path().join("sled")).unwrap();
-        let key = format!("d/victim/k/{:016x}", 0);
-        let mut v = db.get(&key).unwrap().expect("delta record").to_vec();
+        let first = &blob_files(dir.path(), "victim", 'k')[0];
+        let mut v = std::fs::read(first).unwrap();
         let mid = v.len() / 2;
         v[mid] ^= 0x10;
-        db.insert(&key, v).unwrap();
-        db.flush().unwrap();
+        std::fs::write(first, v).unwrap();
     }
 
     let daemon = Daemon::start(dir.path(), &[]);
@@ -283,7 +294,7 @@ async fn damaged_cache_blob_is_detected_and_rebuilt() {
     let load = s.cache_load.unwrap();
     assert_eq!(load.rebuilt_tokens, continued.reused_tokens);
     assert!(
-        load.rebuild_reason.contains("no next-token logits"),
+        load.rebuild_reason.contains("missing"),
         "{}",
         load.rebuild_reason
     );

@@ -341,3 +341,26 @@ fn stream_decoder_holds_back_split_characters() {
     assert_eq!(deltas[n - 1], "€");
     assert_eq!(deltas.concat(), d.text());
 }
+
+/// Token ids past the vocabulary (e.g. a token log of another model) are refused before
+/// they reach the model, whichever way they come in.
+#[test]
+fn token_ids_outside_the_vocabulary_are_refused() {
+    let e = engine();
+    let vocab = e.model().vocab_size() as u32;
+    let bad = vec![1, 2, vocab + 5];
+    let mut cache = e.new_cache();
+    let err = e.append(&mut cache, &bad, 16).unwrap_err().to_string();
+    assert!(err.contains("outside the model's vocabulary"), "{err}");
+    assert_eq!(cache.len(), 0);
+    let err = e
+        .generate(
+            &mut e.new_cache(),
+            &bad,
+            &GenerateOptions::default(),
+            |_| true,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("token id {}", vocab + 5)), "{err}");
+}

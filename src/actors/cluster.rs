@@ -320,7 +320,7 @@ impl ClusterState {
         let started = Instant::now();
         self.ctx
             .store
-            .commit(&before, &after, &segments, &turns, &kv)
+            .commit(&before, &after, &segments, &turns, kv)
             .await?;
         self.meta = after;
         Ok(AppendReport {
@@ -386,7 +386,7 @@ impl ClusterState {
             account(&mut after, &outcome.kv, &outcome.load);
             self.ctx
                 .store
-                .commit(&before, &after, &outcome.segments, &turns, &outcome.kv)
+                .commit(&before, &after, &outcome.segments, &turns, outcome.kv)
                 .await?;
             self.meta = after;
         }
@@ -451,10 +451,7 @@ impl ClusterState {
         let before = self.meta.clone();
         let mut after = before.clone();
         account(&mut after, &kv, &LoadReport::default());
-        self.ctx
-            .store
-            .commit(&before, &after, &[], &[], &kv)
-            .await?;
+        self.ctx.store.commit(&before, &after, &[], &[], kv).await?;
         self.meta = after;
         Ok(PersistReport {
             snapshot_bytes: self.meta.base_bytes,

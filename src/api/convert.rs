@@ -30,6 +30,7 @@ pub fn cluster(meta: &ClusterMeta, resident_bytes: Option<u64>) -> proto::Cluste
         } as i32,
         cache_bytes: resident_bytes.unwrap_or(0),
         rebuilds: meta.rebuilds,
+        damage: String::new(),
     }
 }
 
@@ -83,4 +84,14 @@ pub fn gen_event(event: &GenEvent) -> proto::GenerateResponse {
 /// `ms` as the API reports durations.
 pub fn millis(d: Duration) -> f64 {
     ms(d)
+}
+
+/// A cluster whose stored metadata cannot be read: its id and why.
+pub fn damaged(id: String, reason: String) -> proto::Cluster {
+    proto::Cluster {
+        id,
+        residency: proto::Residency::Damaged as i32,
+        damage: reason,
+        ..Default::default()
+    }
 }

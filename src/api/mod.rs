@@ -129,14 +129,19 @@ impl SemKv for SemKvService {
     ) -> Result<Response<proto::ListClustersResponse>, Status> {
         let r = request.into_inner();
         let selector = validate::labels("label_selector", &r.label_selector)?;
-        let clusters = self
-            .store
-            .list()
-            .map_err(ServiceError::from)?
+        let (good, damaged) = self.store.list().map_err(ServiceError::from)?;
+        let mut clusters: Vec<proto::Cluster> = good
             .iter()
             .filter(|m| selector.iter().all(|(k, v)| m.labels.get(k) == Some(v)))
             .map(|m| self.describe(m))
             .collect();
+        if selector.is_empty() {
+            clusters.extend(
+                damaged
+                    .into_iter()
+                    .map(|(id, reason)| convert::damaged(id, reason)),
+            );
+        }
         Ok(Response::new(proto::ListClustersResponse { clusters }))
     }
 
@@ -147,8 +152,19 @@ impl SemKv for SemKvService {
     ) -> Result<Response<proto::DeleteClusterResponse>, Status> {
         let r = request.into_inner();
         let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
-        let actor = self.actor(&id).await?;
-        ask(&actor, |reply| ClusterMsg::Delete { reply }).await??;
+        match self.actor(&id).await {
+            Ok(actor) => ask(&actor, |reply| ClusterMsg::Delete { reply }).await??,
+            // Its records cannot be read, so no actor can run it: remove them as they are.
+            Err(ServiceError::DataLoss(reason)) => {
+                tracing::warn!(reason, "deleting a cluster with damaged records");
+                self.store
+                    .delete(id.as_str())
+                    .await
+                    .map_err(ServiceError::from)?;
+                let _ = self.model.cast(ModelMsg::Forget { cluster: id });
+            }
+            Err(e) => return Err(e.into()),
+        }
         tracing::info!("cluster deleted");
         Ok(Response::new(proto::DeleteClusterResponse {}))
     }

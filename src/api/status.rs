@@ -11,6 +11,7 @@ pub fn to_status(error: ServiceError) -> Status {
         ServiceError::NotFound(_) => Code::NotFound,
         ServiceError::AlreadyExists(_) => Code::AlreadyExists,
         ServiceError::Unavailable(_) => Code::Unavailable,
+        ServiceError::ResourceExhausted(_) => Code::ResourceExhausted,
         ServiceError::DataLoss(_) => Code::DataLoss,
         ServiceError::Internal(_) => Code::Internal,
     };

@@ -43,14 +43,18 @@ pub enum BlobError {
 #[derive(Debug, Clone)]
 pub struct BlobDir {
     dir: PathBuf,
+    /// Mode of new files (unix).
+    mode: u32,
 }
 
 impl BlobDir {
-    /// Opens (creating) `dir` and removes temporary files a crash left behind.
-    pub fn open(dir: &Path) -> io::Result<Self> {
+    /// Opens (creating) `dir` and removes temporary files a crash left behind; new
+    /// files get `mode` (on unix).
+    pub fn open(dir: &Path, mode: u32) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let blobs = Self {
             dir: dir.to_owned(),
+            mode,
         };
         for name in blobs.names()? {
             if name.ends_with(TMP_SUFFIX) {
@@ -70,13 +74,10 @@ impl BlobDir {
     pub fn write(&self, name: &str, bytes: &[u8]) -> io::Result<BlobRef> {
         let tmp = self.dir.join(format!("{name}{TMP_SUFFIX}"));
         let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
+            let mut file = create_new(&tmp, self.mode)?;
             file.write_all(bytes)?;
             file.sync_all()?;
-            fs::rename(&tmp, self.dir.join(name))?;
+            publish(&tmp, &self.dir.join(name))?;
             self.sync()
         })();
         if let Err(e) = result {
@@ -213,6 +214,31 @@ impl BlobDir {
     }
 }
 
+/// Creates `path` (which must not exist) for writing, with `mode` on unix.
+pub(super) fn create_new(path: &Path, mode: u32) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    options.open(path)
+}
+
+/// Moves the finished file `tmp` to `target`, never replacing an existing file (a hard
+/// link then the temporary name removed; a checked rename where links are missing).
+fn publish(tmp: &Path, target: &Path) -> io::Result<()> {
+    match fs::hard_link(tmp, target) {
+        Ok(()) => fs::remove_file(tmp),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if target.exists() => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists", target.display()),
+        )),
+        Err(_) => fs::rename(tmp, target),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,10 +246,13 @@ mod tests {
     #[test]
     fn write_read_link_remove_and_collect() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = BlobDir::open(dir.path()).unwrap();
+        let blobs = BlobDir::open(dir.path(), 0o600).unwrap();
         let a = blobs.write("a", b"hello").unwrap();
         assert_eq!(blobs.read(&a).unwrap(), b"hello");
-        assert!(blobs.write("a", b"again").is_err(), "names are never reused");
+        assert!(
+            blobs.write("a", b"again").is_err(),
+            "names are never reused"
+        );
         assert_eq!(blobs.read(&a).unwrap(), b"hello");
 
         let b = blobs.link(&a, "b").unwrap();
@@ -245,7 +274,7 @@ mod tests {
         blobs.write("keep", b"k").unwrap();
         blobs.write("young", b"y").unwrap();
         fs::write(dir.path().join("c.tmp"), b"partial").unwrap();
-        let blobs = BlobDir::open(dir.path()).unwrap();
+        let blobs = BlobDir::open(dir.path(), 0o600).unwrap();
         assert!(!dir.path().join("c.tmp").exists());
         let (files, _) = blobs.collect(|n| n == "keep", Duration::ZERO).unwrap();
         assert_eq!(files, 2, "b and young");

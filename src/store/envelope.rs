@@ -14,9 +14,11 @@ pub(super) enum Kind {
     Meta = 1,
     Segment = 2,
     Turn = 3,
-    Delta = 4,
-    Base = 5,
-    Logits = 6,
+    // 4-6: cache delta, base and logits values of builds before blob files.
+    /// A cluster's [`super::CacheIndex`].
+    Index = 7,
+    /// A store-wide fact (model fingerprint, commit count).
+    Info = 8,
 }
 
 /// `payload` in an envelope of `kind`.

@@ -6,15 +6,13 @@
 pub(super) enum Rec {
     /// `m/{id}`: the metadata.
     Meta,
-    /// `d/{id}/`: every data record (prefix).
+    /// `d/{id}/`: every segment and turn (prefix).
     Data,
-    /// `d/{id}/b`: the cache base snapshot.
-    Base,
-    /// `d/{id}/l`: the next-token logits.
-    Logits,
-    /// `d/{id}/s/`, `d/{id}/t/`, `d/{id}/k/`: all segments, turns or deltas (prefix).
+    /// `c/{id}`: the cache index (which blob files hold the cache).
+    Cache,
+    /// `d/{id}/s/`, `d/{id}/t/`: all segments or turns (prefix).
     All(Seq),
-    /// `d/{id}/{s|t|k}/{seq:016x}`: one segment, turn or delta.
+    /// `d/{id}/{s|t}/{seq:016x}`: one segment or turn.
     One(Seq, u64),
 }
 
@@ -23,7 +21,6 @@ pub(super) enum Rec {
 pub(super) enum Seq {
     Segment,
     Turn,
-    Delta,
 }
 
 impl Seq {
@@ -31,7 +28,6 @@ impl Seq {
         match self {
             Seq::Segment => 's',
             Seq::Turn => 't',
-            Seq::Delta => 'k',
         }
     }
 }
@@ -41,8 +37,7 @@ pub(super) fn key(id: &str, rec: Rec) -> Vec<u8> {
     match rec {
         Rec::Meta => format!("m/{id}"),
         Rec::Data => format!("d/{id}/"),
-        Rec::Base => format!("d/{id}/b"),
-        Rec::Logits => format!("d/{id}/l"),
+        Rec::Cache => format!("c/{id}"),
         Rec::All(seq) => format!("d/{id}/{}/", seq.tag()),
         Rec::One(seq, n) => format!("d/{id}/{}/{n:016x}", seq.tag()),
     }
@@ -51,3 +46,52 @@ pub(super) fn key(id: &str, rec: Rec) -> Vec<u8> {
 
 /// The prefix of every metadata record.
 pub(super) const META_PREFIX: &[u8] = b"m/";
+
+/// The prefix of every cache index.
+pub(super) const CACHE_PREFIX: &[u8] = b"c/";
+
+/// The fingerprint of the model the store was made with.
+pub(super) const MODEL_KEY: &[u8] = b"x/model";
+
+/// The number of acknowledged writes (compared with the manifest at open).
+pub(super) const COMMITS_KEY: &[u8] = b"x/commits";
+
+/// Cache records of builds before blob files (`d/{id}/b`, `d/{id}/l`,
+/// `d/{id}/k/{seq}`): removed at open, the caches are rebuilt from their segments.
+pub(super) fn is_legacy_cache_key(key: &[u8]) -> bool {
+    let Ok(key) = std::str::from_utf8(key) else {
+        return false;
+    };
+    let mut parts = key.split('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some("d"), Some(_), Some("b" | "l" | "k"))
+    )
+}
+
+/// The blob file name of a cache part of cluster `id`; `n` is unique in the store, and
+/// `+` cannot occur in an id, so `{id}+` prefixes exactly that cluster's blobs.
+pub(super) fn blob_name(id: &str, n: u64, part: char) -> String {
+    format!("{id}+{n:016x}.{part}")
+}
+
+/// The prefix of every blob file name of cluster `id`.
+pub(super) fn blob_prefix(id: &str) -> String {
+    format!("{id}+")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_cache_keys_and_blob_names() {
+        assert!(is_legacy_cache_key(b"d/a/b"));
+        assert!(is_legacy_cache_key(b"d/a.b/k/0000000000000001"));
+        assert!(is_legacy_cache_key(b"d/x/l"));
+        assert!(!is_legacy_cache_key(b"d/a/s/0000000000000001"));
+        assert!(!is_legacy_cache_key(b"m/b"));
+        assert!(blob_name("a.b", 1, 'k').starts_with(&blob_prefix("a.b")));
+        assert!(!blob_name("a.b", 1, 'k').starts_with(&blob_prefix("a")));
+    }
+}

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::blobs::BlobRef;
+
 /// A cluster's metadata and counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterMeta {
@@ -114,6 +116,18 @@ pub enum KvWrite {
     },
 }
 
+impl KvWrite {
+    /// Bytes of the blobs it writes.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            KvWrite::None => 0,
+            KvWrite::Delta { kv, next_logits } | KvWrite::Snapshot { kv, next_logits } => {
+                kv.len() + next_logits.as_ref().map_or(0, Vec::len)
+            }
+        }
+    }
+}
+
 /// A cluster's stored cache blobs, checked against their envelopes.
 #[derive(Debug, Default)]
 pub struct StoredCache {
@@ -123,4 +137,20 @@ pub struct StoredCache {
     pub next_logits: Option<Vec<u8>>,
     /// Set when a blob failed its check; the blobs must then not be used.
     pub damaged: Option<String>,
+}
+
+/// Which blob files hold a cluster's cache: a base snapshot, the deltas after it, and
+/// the logits after its last token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheIndex {
+    pub base: Option<BlobRef>,
+    pub deltas: Vec<BlobRef>,
+    pub logits: Option<BlobRef>,
+}
+
+impl CacheIndex {
+    /// Every blob the index names.
+    pub fn blobs(&self) -> impl Iterator<Item = &BlobRef> {
+        self.base.iter().chain(&self.deltas).chain(&self.logits)
+    }
 }

@@ -114,6 +114,18 @@ pub fn prefill(
     Ok(logits)
 }
 
+/// Refuses token ids the model has no embedding for (they would index past its
+/// embedding table): every prompt and prefill passes here before the model.
+fn check_tokens(model: &Gemma3, tokens: &[u32]) -> Result<(), EngineError> {
+    let vocab = model.vocab_size();
+    match tokens.iter().find(|&&t| t as usize >= vocab) {
+        Some(t) => Err(EngineError::InvalidInput(format!(
+            "token id {t} is outside the model's vocabulary of {vocab} (tokens from another model?)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Adds `tokens` to the cache (e.g. committing a turn). With `keep_logits` the output
 /// head runs for the last token only, so the cache keeps its next-token logits;
 /// without, it is skipped (more tokens follow) and the cache has none.
@@ -124,6 +136,7 @@ pub fn extend(
     chunk: usize,
     keep_logits: bool,
 ) -> Result<(), EngineError> {
+    check_tokens(model, tokens)?;
     let pieces: Vec<&[u32]> = tokens.chunks(chunk.max(1)).collect();
     for (i, piece) in pieces.iter().enumerate() {
         if keep_logits && i + 1 == pieces.len() {
@@ -306,6 +319,9 @@ impl Generation {
             return Ok(self.finish(FinishReason::Cancelled));
         }
         if self.prefilled < self.prompt.len() {
+            if self.prefilled == 0 {
+                check_tokens(model, &self.prompt)?;
+            }
             let end = (self.prefilled + self.prefill_chunk).min(self.prompt.len());
             let logits =
                 model.forward_last(&token_array(&self.prompt[self.prefilled..end]), cache)?;
