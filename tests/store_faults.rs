@@ -419,15 +419,24 @@ impl Drop for Tmpfs {
 async fn a_full_disk_is_an_error_not_a_hang() {
     let dir = tempfile::tempdir().unwrap();
     let mount = dir.path().join("small");
-    let Some(_tmpfs) = Tmpfs::mount(&mount, 24) else {
-        if std::env::var("SEMKV_REQUIRE_MODELS").is_ok_and(|v| v == "1") && unsafe_is_root() {
-            panic!("root but cannot mount a tmpfs");
+    // A real 24 MB filesystem where root may mount one; elsewhere the same limits
+    // through a 20 MiB store budget (the daemon's own check, not the kernel's ENOSPC).
+    // SEMKV_TEST_NO_TMPFS=1 takes the budget path where a tmpfs could be mounted.
+    let tmpfs = match std::env::var("SEMKV_TEST_NO_TMPFS").as_deref() {
+        Ok("1") => {
+            std::fs::create_dir_all(&mount).unwrap();
+            None
         }
-        eprintln!("skipped: needs root to mount a tmpfs");
-        return;
+        _ => Tmpfs::mount(&mount, 24),
+    };
+    let limit: &[&str] = if tmpfs.is_some() {
+        &["--min-free-bytes", "1MiB"]
+    } else {
+        eprintln!("no tmpfs (needs root): filling a 20MiB --max-store-bytes budget instead");
+        &["--max-store-bytes", "20MiB"]
     };
     let data = mount.join("data");
-    let daemon = Daemon::start(&data, &["--min-free-bytes", "1MiB"]);
+    let daemon = Daemon::start(&data, limit);
     let mut c = daemon.client().await;
     let mut acknowledged = Vec::new();
     let mut full = None;
@@ -451,9 +460,13 @@ async fn a_full_disk_is_an_error_not_a_hang() {
             }
         }
     }
-    let status = full.expect("the 24 MB filesystem filled up");
+    let status = full.expect("the store filled up");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
-    assert!(status.message().contains("free"), "{}", status.message());
+    assert!(
+        status.message().contains("free") || status.message().contains("--max-store-bytes"),
+        "{}",
+        status.message()
+    );
     // Everything else keeps working.
     let info = c
         .get_server_info(proto::GetServerInfoRequest {})
@@ -492,7 +505,7 @@ async fn a_full_disk_is_an_error_not_a_hang() {
     append(&mut c, &last_id, "after the disk had room again").await;
     assert!(daemon.terminate(), "SIGTERM works after a full disk");
     // Nothing acknowledged was lost.
-    let daemon = Daemon::start(&data, &["--min-free-bytes", "1MiB"]);
+    let daemon = Daemon::start(&data, limit);
     let mut c = daemon.client().await;
     let got = c
         .get_cluster(proto::GetClusterRequest {
@@ -504,9 +517,4 @@ async fn a_full_disk_is_an_error_not_a_hang() {
     assert!(got.cache_tokens > last_tokens);
     summary(&mut c, greedy(&last_id, 4, false)).await;
     daemon.kill9();
-}
-
-fn unsafe_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }

@@ -1,0 +1,818 @@
+//! A soak and crash test of `semkvd`'s store: client tasks churn clusters while the
+//! daemon is `kill -9`ed and restarted on the same data directory; after every restart
+//! each acknowledged operation is checked, and at the end the space is measured.
+//!
+//! ```text
+//! cargo run -p semkv-client --example store_soak -- \
+//!     --model tests/fixtures/tiny-gemma3-bf16 --minutes 5 --threads 4 \
+//!     --kill-every 20s --data-dir /tmp/soak --json out.json
+//! ```
+//!
+//! Flags, all optional: `--model` (default: the tiny test model), `--device` (cpu),
+//! `--minutes` (5), `--threads` (4), `--kill-every` (20s; `0` never kills; each kill
+//! comes at a random time between ½ and 1½ of it, so kills land in every phase of a
+//! cycle), `--data-dir` (new or empty; default: a fresh one in the temp dir; the daemon
+//! logs go to `{data-dir}-logs/`), `--semkvd PATH` (default: built with
+//! `build_semkvd`), `--json PATH` (the report as JSON).
+//!
+//! Each task loops over *cycles* — create a cluster, 3 appends, a committed generation
+//! of 3 tokens, delete — and every 3rd cycle appends to its own long-lived cluster,
+//! which only grows. An RPC that returned OK is *acknowledged*; one cut off by a kill is
+//! *in flight* and may land either way (counted, then resolved from what the restarted
+//! daemon shows).
+//!
+//! After each restart, with the clients paused, it checks that every acknowledged
+//! cluster is there with at least the tokens of its last acknowledged append or commit
+//! (GetCluster), that every acknowledged delete stayed deleted, and that a generation on
+//! each long-lived cluster loads its cache from disk without re-prefill
+//! (`cache_load.rebuilt_tokens == 0`; a rebuild that gives a reason is counted apart).
+//! At the end it deletes every cluster and measures the data directory (whole tree)
+//! against the empty store's size taken after the first start.
+//!
+//! Exit status 1 when a check failed, an operation failed for a reason other than a
+//! kill or hung (no answer in 60 s), blob files are left, or the data directory ends
+//! more than 8 MiB over the empty store; 2 when the soak could not run (a restart
+//! failed: the data directory and logs are kept).
+
+use std::collections::{BTreeMap, HashMap};
+use std::error::Error;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use semkv_client::local::{build_semkvd, DaemonLog};
+use semkv_client::{proto, Client, ClientError, Code, Labels, LocalDaemon};
+use tokio::sync::RwLock;
+
+/// An operation with no answer after this long counts as a hang.
+const OP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How far over the empty store the data directory may end.
+const SPACE_SLACK: u64 = 8 << 20;
+/// Every how many cycles a task appends to its long-lived cluster.
+const LONG_APPEND_EVERY: u64 = 3;
+const WORDS: &[&str] = &[
+    "cache", "store", "blob", "token", "crash", "disk", "append", "delete", "space", "fsync",
+    "river", "stone", "lamp", "orbit", "garden", "signal", "copper", "window", "winter", "maple",
+];
+
+type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+struct Args {
+    model: PathBuf,
+    device: String,
+    minutes: f64,
+    threads: usize,
+    kill_every: Option<Duration>,
+    data_dir: PathBuf,
+    semkvd: Option<PathBuf>,
+    json: Option<PathBuf>,
+}
+
+impl Args {
+    fn parse() -> Res<Args> {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut a = Args {
+            model: repo.join("tests/fixtures/tiny-gemma3-bf16"),
+            device: "cpu".into(),
+            minutes: 5.0,
+            threads: 4,
+            kill_every: Some(Duration::from_secs(20)),
+            data_dir: std::env::temp_dir().join(format!("semkv-soak-{}", std::process::id())),
+            semkvd: None,
+            json: None,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--model" => a.model = value()?.into(),
+                "--device" => a.device = value()?,
+                "--minutes" => a.minutes = value()?.parse()?,
+                "--threads" => a.threads = value()?.parse::<usize>()?.max(1),
+                "--kill-every" => a.kill_every = parse_duration(&value()?)?,
+                "--data-dir" => a.data_dir = value()?.into(),
+                "--semkvd" => a.semkvd = Some(value()?.into()),
+                "--json" => a.json = Some(value()?.into()),
+                _ => return Err(format!("unknown flag {flag}").into()),
+            }
+        }
+        Ok(a)
+    }
+
+    fn log_dir(&self) -> PathBuf {
+        PathBuf::from(format!("{}-logs", self.data_dir.display()))
+    }
+}
+
+/// `500ms`, `20s`, `2m`; `0` or `off` is `None`.
+fn parse_duration(s: &str) -> Res<Option<Duration>> {
+    let (n, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    if s == "off" || n.parse::<f64>()? == 0.0 {
+        return Ok(None);
+    }
+    let secs = n.parse::<f64>()?
+        * match unit {
+            "ms" => 0.001,
+            "" | "s" => 1.0,
+            "m" => 60.0,
+            _ => return Err(format!("bad duration {s}").into()),
+        };
+    Ok(Some(Duration::from_secs_f64(secs)))
+}
+
+/// A pseudo-random generator (64-bit LCG), for texts and kill times.
+struct Lcg(u64);
+
+impl Lcg {
+    fn draw(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+fn text(words: usize, seed: u64) -> String {
+    let mut rng = Lcg(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let words: Vec<&str> = (0..words)
+        .map(|_| WORDS[rng.draw() as usize % WORDS.len()])
+        .collect();
+    words.join(" ")
+}
+
+/// Bytes of all files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Create,
+    Append,
+    Generate,
+    Delete,
+}
+
+/// What the store must show for one cluster, from its acknowledged operations.
+#[derive(Clone, Debug, Default)]
+struct Expect {
+    present: bool,
+    /// Tokens of its last acknowledged append or commit.
+    min_tokens: u64,
+    long_lived: bool,
+    /// An operation cut off by a kill, resolved at the next check.
+    pending: Option<Op>,
+}
+
+#[derive(Default)]
+struct Stats {
+    cycles: u64,
+    acked: u64,
+    /// Failures not caused by a kill, by gRPC code (or transport error), and examples.
+    failures: BTreeMap<String, u64>,
+    failure_samples: Vec<String>,
+    /// Per operation: [cut off by a kill, applied after all, not applied].
+    in_flight: BTreeMap<String, [u64; 3]>,
+    hangs: u64,
+    verify_failures: Vec<String>,
+    rebuilds: Vec<String>,
+    restart_ms: Vec<f64>,
+    verify_ms: Vec<f64>,
+    peak_bytes: u64,
+    peak_store_bytes: u64,
+    peak_live: u64,
+}
+
+enum Failure {
+    /// Cut off by a kill.
+    Lost,
+    Other,
+}
+
+struct Soak {
+    args: Args,
+    bin: PathBuf,
+    /// The client of the running daemon; the killer holds it for writing while the
+    /// daemon restarts and is checked, so no operation runs then.
+    gate: RwLock<Option<Client>>,
+    /// Bumped before each kill and after each restart: odd while the daemon is down.
+    epoch: AtomicU64,
+    expect: Mutex<HashMap<String, Expect>>,
+    stats: Mutex<Stats>,
+    deadline: Instant,
+    stop: AtomicBool,
+}
+
+impl Soak {
+    async fn start_daemon(&self, n: usize) -> Res<LocalDaemon> {
+        let builder = LocalDaemon::builder(&self.args.data_dir)
+            .bin(&self.bin)
+            .model(&self.args.model)
+            .device(self.args.device.clone())
+            .env("RUST_LOG", "warn,semkv=info")
+            .log(DaemonLog::File(
+                self.args.log_dir().join(format!("semkvd-{n:03}.log")),
+            ));
+        Ok(tokio::task::spawn_blocking(move || builder.start()).await??)
+    }
+
+    /// Runs one RPC on cluster `id` while the daemon is up and records its outcome;
+    /// `on_ok` updates the cluster's expectation (an error it returns is a failed check).
+    async fn call<T, Fut>(
+        &self,
+        op: Op,
+        id: &str,
+        rpc: impl FnOnce(Client) -> Fut,
+        on_ok: impl FnOnce(&T, &mut Expect) -> Result<(), String>,
+    ) -> Result<T, Failure>
+    where
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let (gate, epoch, client) = loop {
+            let gate = self.gate.read().await;
+            let epoch = self.epoch.load(SeqCst);
+            match gate.clone() {
+                Some(c) if epoch % 2 == 0 => break (gate, epoch, c),
+                _ => drop(gate),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let result = tokio::time::timeout(OP_TIMEOUT, rpc(client)).await;
+        let mut expect = self.expect.lock().unwrap();
+        let mut stats = self.stats.lock().unwrap();
+        let e = expect.entry(id.to_owned()).or_default();
+        let out = match result {
+            Ok(Ok(v)) => {
+                stats.acked += 1;
+                if let Err(m) = on_ok(&v, e) {
+                    eprintln!("CHECK FAILED: {m}");
+                    stats.verify_failures.push(m);
+                }
+                e.pending = None;
+                Ok(v)
+            }
+            Ok(Err(err)) if err.is_unreachable() && self.epoch.load(SeqCst) != epoch => {
+                stats.in_flight.entry(format!("{op:?}")).or_default()[0] += 1;
+                e.pending = Some(op);
+                Err(Failure::Lost)
+            }
+            Ok(Err(err)) => {
+                stats.fail(failure_kind(&err), format!("{op:?} {id}: {err}"));
+                Err(Failure::Other)
+            }
+            Err(_) => {
+                stats.hangs += 1;
+                e.pending = Some(op);
+                stats.fail(
+                    "Hang".into(),
+                    format!("{op:?} {id}: no answer in {OP_TIMEOUT:?}"),
+                );
+                Err(Failure::Other)
+            }
+        };
+        drop((expect, stats, gate));
+        out
+    }
+
+    async fn create(&self, id: &str) -> Result<(), Failure> {
+        let i = id.to_owned();
+        let rpc = |c: Client| async move { c.create_cluster(&i, Labels::new()).await };
+        self.call(Op::Create, id, rpc, |_, e| {
+            e.present = true;
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn append(&self, id: &str, words: usize, seed: u64) -> Result<(), Failure> {
+        let (i, turn) = (id.to_owned(), proto::Turn::user(text(words, seed)));
+        let rpc = |c: Client| async move {
+            c.append_turns(&i, vec![turn], proto::TurnFormat::Chat)
+                .await
+        };
+        self.call(Op::Append, id, rpc, |r, e| grow(id, e, r.total_tokens))
+            .await
+            .map(drop)
+    }
+
+    async fn commit_generation(&self, id: &str) -> Result<(), Failure> {
+        let request = proto::GenerateRequest {
+            cluster_id: id.to_owned(),
+            turns: vec![proto::Turn::user("Go on.")],
+            max_tokens: Some(3),
+            ignore_eos: true,
+            commit: true,
+            ..Default::default()
+        };
+        let rpc = |c: Client| async move { c.generate(request).await?.finish(|_| {}).await };
+        self.call(Op::Generate, id, rpc, |s, e| {
+            if !s.committed {
+                return Err(format!("{id}: a commit generation was not committed"));
+            }
+            grow(id, e, s.total_tokens)
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Deletes `id`; `NOT_FOUND` is an answer too (fine when it was never there).
+    async fn delete(&self, id: &str) -> Result<(), Failure> {
+        let i = id.to_owned();
+        let rpc = |c: Client| async move {
+            match c.delete_cluster(&i).await {
+                Ok(()) => Ok(true),
+                Err(e) if e.code() == Some(Code::NotFound) => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        self.call(Op::Delete, id, rpc, |found, e| {
+            let was = std::mem::replace(&mut e.present, false);
+            match (was, *found) {
+                (true, false) => Err(format!("{id}: acknowledged, but NOT_FOUND on delete")),
+                _ => Ok(()),
+            }
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn cycle(&self, id: &str, seed: u64) -> Result<(), Failure> {
+        self.create(id).await?;
+        for i in 0..3 {
+            self.append(id, 24, seed * 4 + i).await?;
+        }
+        self.commit_generation(id).await?;
+        self.delete(id).await
+    }
+
+    async fn worker(&self, t: usize) {
+        let long = format!("long-{t}");
+        for n in 0u64.. {
+            if Instant::now() >= self.deadline {
+                break;
+            }
+            let id = format!("w{t}-c{n}");
+            let seed = ((t as u64) << 32) | n;
+            if self.cycle(&id, seed).await.is_ok() {
+                self.stats.lock().unwrap().cycles += 1;
+            } else {
+                // Cut off (or failed): make sure it is gone before the next one.
+                for _ in 0..5 {
+                    if !matches!(self.delete(&id).await, Err(Failure::Lost)) {
+                        break;
+                    }
+                }
+            }
+            if n % LONG_APPEND_EVERY == 0 {
+                let _ = self.append(&long, 12, !seed).await;
+            }
+        }
+    }
+
+    /// Samples the data directory's bytes and the daemon's store bytes and clusters.
+    async fn sampler(&self) {
+        while !self.stop.load(SeqCst) {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let bytes = dir_bytes(&self.args.data_dir);
+            let info = {
+                let gate = self.gate.read().await;
+                match gate.clone() {
+                    Some(c) if self.epoch.load(SeqCst) % 2 == 0 => {
+                        tokio::time::timeout(Duration::from_secs(10), c.server_info()).await
+                    }
+                    _ => continue,
+                }
+            };
+            let mut s = self.stats.lock().unwrap();
+            s.peak_bytes = s.peak_bytes.max(bytes);
+            if let Ok(Ok(info)) = info {
+                s.peak_store_bytes = s.peak_store_bytes.max(info.store_bytes);
+                s.peak_live = s.peak_live.max(info.known_clusters);
+            }
+        }
+    }
+
+    /// `kill -9`, restart on the same data directory, check, resume the clients.
+    async fn crash(&self, daemon: LocalDaemon, n: usize) -> Res<LocalDaemon> {
+        let bytes = dir_bytes(&self.args.data_dir);
+        self.epoch.fetch_add(1, SeqCst);
+        tokio::task::spawn_blocking(move || daemon.kill9()).await?;
+        // Once it is ours, every call cut off by the kill has ended and been recorded.
+        let mut gate = self.gate.write().await;
+        let started = Instant::now();
+        let daemon = self
+            .start_daemon(n)
+            .await
+            .map_err(|e| format!("restart {n}: {e}"))?;
+        let restart = started.elapsed();
+        let client = daemon.client().await?;
+        let started = Instant::now();
+        let bad = self.verify(&client).await;
+        let mut s = self.stats.lock().unwrap();
+        s.peak_bytes = s.peak_bytes.max(bytes);
+        s.restart_ms.push(restart.as_secs_f64() * 1e3);
+        s.verify_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        for m in bad {
+            eprintln!("CHECK FAILED after restart {n}: {m}");
+            s.verify_failures.push(format!("after restart {n}: {m}"));
+        }
+        *gate = Some(client);
+        self.epoch.fetch_add(1, SeqCst);
+        Ok(daemon)
+    }
+
+    /// Checks the restarted daemon against the expectations; resolves in-flight
+    /// operations. Returns what failed.
+    async fn verify(&self, c: &Client) -> Vec<String> {
+        let mut bad = Vec::new();
+        let listed: HashMap<String, u64> = match c.list_clusters(Labels::new()).await {
+            Ok(l) => l.into_iter().map(|c| (c.id, c.cache_tokens)).collect(),
+            Err(e) => return vec![format!("ListClusters: {e}")],
+        };
+        let expected: Vec<(String, Expect)> = self
+            .expect
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut resolved = Vec::new();
+        for (id, e) in &expected {
+            let tokens = listed.get(id).copied();
+            if let Some(op) = e.pending {
+                let applied = match op {
+                    Op::Create => tokens.is_some(),
+                    Op::Delete => tokens.is_none(),
+                    Op::Append | Op::Generate => tokens.is_some_and(|t| t > e.min_tokens),
+                };
+                let mut s = self.stats.lock().unwrap();
+                s.in_flight.entry(format!("{op:?}")).or_default()[if applied { 1 } else { 2 }] += 1;
+                if e.present && op != Op::Delete && tokens.is_none() {
+                    bad.push(format!("{id}: acknowledged, gone after a {op:?} cut off"));
+                }
+                resolved.push((id.clone(), tokens.is_some()));
+                continue;
+            }
+            match (e.present, tokens) {
+                (true, None) => bad.push(format!(
+                    "{id}: acknowledged ({} tokens), gone",
+                    e.min_tokens
+                )),
+                (false, Some(_)) => bad.push(format!("{id}: deleted (acknowledged), listed")),
+                (true, Some(_)) => match c.get_cluster(id).await {
+                    Ok(cl) if cl.cache_tokens >= e.min_tokens && cl.damage.is_empty() => {}
+                    Ok(cl) => bad.push(format!(
+                        "{id}: {} tokens, {} acknowledged; damage {:?}",
+                        cl.cache_tokens, e.min_tokens, cl.damage
+                    )),
+                    Err(err) => bad.push(format!("{id}: GetCluster: {err}")),
+                },
+                (false, None) => {}
+            }
+        }
+        // The long-lived clusters are cold now: their caches must come back from disk.
+        for (id, e) in expected.iter().filter(|(_, e)| e.long_lived && e.present) {
+            let request = proto::GenerateRequest {
+                cluster_id: id.clone(),
+                max_tokens: Some(2),
+                ignore_eos: true,
+                ..Default::default()
+            };
+            let summary = match c.generate(request).await {
+                Ok(stream) => stream.finish(|_| {}).await,
+                Err(err) => Err(err),
+            };
+            let s = match summary {
+                Ok(s) => s,
+                Err(err) => {
+                    bad.push(format!("{id}: Generate: {err}"));
+                    continue;
+                }
+            };
+            let load = s.cache_load.unwrap_or_default();
+            if !load.loaded_from_disk {
+                bad.push(format!(
+                    "{id}: generation did not load the cache from disk: {load:?}"
+                ));
+            } else if load.rebuilt_tokens > 0 && load.rebuild_reason.is_empty() {
+                bad.push(format!(
+                    "{id}: {} tokens re-prefilled, no reason",
+                    load.rebuilt_tokens
+                ));
+            } else if load.rebuilt_tokens > 0 {
+                let m = format!(
+                    "{id}: {} tokens: {}",
+                    load.rebuilt_tokens, load.rebuild_reason
+                );
+                self.stats.lock().unwrap().rebuilds.push(m);
+            }
+            if s.reused_tokens < e.min_tokens {
+                bad.push(format!(
+                    "{id}: reused {} tokens of {}",
+                    s.reused_tokens, e.min_tokens
+                ));
+            }
+        }
+        let mut expect = self.expect.lock().unwrap();
+        for (id, present) in resolved {
+            if let Some(e) = expect.get_mut(&id) {
+                (e.pending, e.present) = (None, present);
+            }
+        }
+        bad
+    }
+}
+
+/// An acknowledged token count of `id`: it must not go back.
+fn grow(id: &str, e: &mut Expect, tokens: u64) -> Result<(), String> {
+    let before = std::mem::replace(&mut e.min_tokens, tokens);
+    if tokens < before {
+        return Err(format!(
+            "{id}: {tokens} tokens after {before} were acknowledged"
+        ));
+    }
+    Ok(())
+}
+
+fn failure_kind(e: &ClientError) -> String {
+    match e.code() {
+        Some(code) => format!("{code:?}"),
+        // The variant's name: Connect, Disconnected, Cancelled, IncompleteStream, ...
+        None => format!("{e:?}").split(' ').next().unwrap_or("?").to_owned(),
+    }
+}
+
+impl Stats {
+    fn fail(&mut self, kind: String, message: String) {
+        eprintln!("failure: {message}");
+        *self.failures.entry(kind).or_default() += 1;
+        if self.failure_samples.len() < 20 {
+            self.failure_samples.push(message);
+        }
+    }
+}
+
+fn semkvd(args: &Args) -> Res<PathBuf> {
+    if let Some(bin) = &args.semkvd {
+        return Ok(bin.clone());
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    match build_semkvd(&repo, !cfg!(debug_assertions)) {
+        Ok(bin) => Ok(bin),
+        // From `target/<profile>/examples`, semkvd is one level up.
+        Err(e) => std::env::current_exe()?
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("semkvd"))
+            .filter(|bin| bin.is_file())
+            .ok_or_else(|| e.into()),
+    }
+}
+
+fn stats_ms(v: &[f64]) -> (f64, f64, f64) {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => (0.0, 0.0, 0.0),
+        n => (v[0], v[n / 2], v[n - 1]),
+    }
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.2} MiB ({b} B)", b as f64 / (1 << 20) as f64)
+}
+
+#[tokio::main]
+async fn main() {
+    let code = match run().await {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("store_soak: {e}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn run() -> Res<bool> {
+    let args = Args::parse()?;
+    let dir = &args.data_dir;
+    if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(format!(
+            "{} is not empty: give a new or empty --data-dir",
+            dir.display()
+        )
+        .into());
+    }
+    let bin = semkvd(&args)?;
+    let mut soak = Soak {
+        bin,
+        gate: RwLock::new(None),
+        epoch: AtomicU64::new(0),
+        expect: Mutex::default(),
+        stats: Mutex::default(),
+        deadline: Instant::now() + Duration::from_secs_f64(args.minutes * 60.0),
+        stop: AtomicBool::new(false),
+        args,
+    };
+    let mut daemon = soak.start_daemon(0).await?;
+    let client = daemon.client().await?;
+    client.create_cluster("warmup", Labels::new()).await?;
+    client.delete_cluster("warmup").await?;
+    let empty_bytes = dir_bytes(&soak.args.data_dir);
+    let info = client.server_info().await?;
+    for t in 0..soak.args.threads {
+        let id = format!("long-{t}");
+        client.create_cluster(&id, Labels::new()).await?;
+        let r = client
+            .append_turns(
+                &id,
+                vec![proto::Turn::user(text(40, t as u64))],
+                proto::TurnFormat::Chat,
+            )
+            .await?;
+        let e = Expect {
+            present: true,
+            min_tokens: r.total_tokens,
+            long_lived: true,
+            pending: None,
+        };
+        soak.expect.get_mut().unwrap().insert(id, e);
+    }
+    *soak.gate.get_mut() = Some(client);
+    println!(
+        "store_soak: semkvd {} ({}, {}) on {}, {} tasks for {} min, kill -9 every {:?}; logs in {}",
+        info.version,
+        info.model,
+        info.backend,
+        soak.args.data_dir.display(),
+        soak.args.threads,
+        soak.args.minutes,
+        soak.args.kill_every,
+        soak.args.log_dir().display()
+    );
+    let started = Instant::now();
+    let soak = Arc::new(soak);
+    let workers: Vec<_> = (0..soak.args.threads)
+        .map(|t| {
+            tokio::spawn({
+                let soak = soak.clone();
+                async move { soak.worker(t).await }
+            })
+        })
+        .collect();
+    let sampler = tokio::spawn({
+        let soak = soak.clone();
+        async move { soak.sampler().await }
+    });
+    let mut rng = Lcg(0x50a6);
+    let mut restarts = 0;
+    if let Some(every) = soak.args.kill_every {
+        loop {
+            let wait = every.mul_f64(0.5 + (rng.draw() % 1000) as f64 / 1000.0);
+            if Instant::now() + wait >= soak.deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            restarts += 1;
+            daemon = soak.crash(daemon, restarts).await?;
+            println!(
+                "[{:>6.1} s] restart {restarts}: {:?}",
+                started.elapsed().as_secs_f64(),
+                soak.stats
+                    .lock()
+                    .unwrap()
+                    .restart_ms
+                    .last()
+                    .map(|ms| Duration::from_millis(*ms as u64))
+            );
+        }
+    }
+    for w in workers {
+        w.await?;
+    }
+    if soak.args.kill_every.is_some() {
+        // One last crash, so that the end of the run is checked too.
+        restarts += 1;
+        daemon = soak.crash(daemon, restarts).await?;
+    }
+    let duration = started.elapsed();
+    soak.stop.store(true, SeqCst);
+    sampler.await?;
+
+    // Delete everything; measure.
+    let mut gate = soak.gate.write().await;
+    let client = gate.take().expect("a client");
+    for c in client.list_clusters(Labels::new()).await? {
+        client.delete_cluster(&c.id).await?;
+    }
+    let end_info = client.server_info().await?;
+    let end_bytes = dir_bytes(&soak.args.data_dir);
+    let orphans = std::fs::read_dir(soak.args.data_dir.join("blobs"))?.count();
+    drop(client);
+    let clean_exit = daemon.terminate_async(Duration::from_secs(30)).await;
+    let after_shutdown = dir_bytes(&soak.args.data_dir);
+
+    let s = soak.stats.lock().unwrap();
+    let (a, cycles, acked, hangs, live) = (&soak.args, s.cycles, s.acked, s.hangs, s.peak_live);
+    let peak = s.peak_bytes.max(end_bytes);
+    let per_cycle = end_bytes.saturating_sub(empty_bytes) as f64 / cycles.max(1) as f64;
+    let (r_min, r_med, r_max) = stats_ms(&s.restart_ms);
+    let (_, v_med, v_max) = stats_ms(&s.verify_ms);
+    let [cut, applied, not_applied] = s
+        .in_flight
+        .values()
+        .fold([0; 3], |a, v| [a[0] + v[0], a[1] + v[1], a[2] + v[2]]);
+    let (failures, checks, rebuilds) = (&s.failures, s.verify_failures.len(), s.rebuilds.len());
+    let pass = checks == 0
+        && failures.is_empty()
+        && orphans == 0
+        && end_bytes <= empty_bytes + SPACE_SLACK
+        && end_info.known_clusters == 0;
+    let (minutes, restarted) = (duration.as_secs_f64() / 60.0, s.restart_ms.len());
+    let (empty, peak_mib, end, shut) = (
+        mib(empty_bytes),
+        mib(peak),
+        mib(end_bytes),
+        mib(after_shutdown),
+    );
+    let (store_peak, store_end) = (mib(s.peak_store_bytes), mib(end_info.store_bytes));
+    let verdict = if pass { "PASS" } else { "FAIL" };
+    println!(
+        "
+| | |
+|---|---|
+| duration | {minutes:.1} min |
+| cycles completed | {cycles} |
+| ops acknowledged | {acked} |
+| ops cut off by a kill (applied after all / not) | {cut} ({applied} / {not_applied}) |
+| failures not caused by a kill, by code | {failures:?} |
+| hangs (no answer in 60 s) | {hangs} |
+| kills / restarts | {restarts} / {restarted} |
+| restart ms min / median / max | {r_min:.0} / {r_med:.0} / {r_max:.0} |
+| check ms after a restart, median / max | {v_med:.0} / {v_max:.0} |
+| verification failures | {checks} |
+| cache rebuilds on reload | {rebuilds} |
+| live clusters, peak | {live} |
+| data dir: empty store | {empty} |
+| data dir: peak | {peak_mib} |
+| data dir: end, all deleted | {end} |
+| data dir: after a clean shutdown | {shut} |
+| growth per cycle | {per_cycle:.0} B |
+| store_bytes (GetServerInfo) peak / end | {store_peak} / {store_end} |
+| orphan blob files at end | {orphans} |
+| clean shutdown (SIGTERM) | {clean_exit} |
+| result | {verdict} |"
+    );
+    for m in s
+        .verify_failures
+        .iter()
+        .chain(&s.failure_samples)
+        .chain(&s.rebuilds)
+    {
+        println!("  {m}");
+    }
+    if let Some(path) = &a.json {
+        let in_flight: serde_json::Map<_, _> = s
+            .in_flight
+            .iter()
+            .map(|(op, [c, y, n])| {
+                (
+                    op.clone(),
+                    serde_json::json!({ "cut_off": c, "applied": y, "not_applied": n }),
+                )
+            })
+            .collect();
+        let report = serde_json::json!({
+            "command": std::env::args().collect::<Vec<_>>().join(" "),
+            "semkvd": { "version": info.version, "model": info.model, "backend": info.backend, "device": info.device },
+            "machine": { "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()), "os": std::env::consts::OS },
+            "params": { "minutes": a.minutes, "threads": a.threads, "kill_every_s": a.kill_every.map(|d| d.as_secs_f64()), "data_dir": a.data_dir },
+            "duration_s": duration.as_secs_f64(), "cycles": cycles, "ops_acknowledged": acked,
+            "in_flight_at_kill": in_flight, "failures_by_code": failures, "failure_samples": s.failure_samples, "hangs": hangs,
+            "kills": restarts, "restarts": restarted, "restart_ms": s.restart_ms, "verify_ms": s.verify_ms,
+            "verification_failures": s.verify_failures, "rebuilds": s.rebuilds, "live_clusters_peak": live,
+            "data_dir_bytes": { "empty": empty_bytes, "peak": peak, "end": end_bytes, "after_shutdown": after_shutdown },
+            "growth_bytes_per_cycle": per_cycle,
+            "store_bytes": { "peak": s.peak_store_bytes, "end": end_info.store_bytes },
+            "orphan_blob_files": orphans, "clean_shutdown": clean_exit, "pass": pass,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")?;
+    }
+    Ok(pass)
+}
