@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use ractor::Actor;
 use tonic::transport::server::TcpIncoming;
+use tower::util::MapResponseLayer;
 
 use crate::actors::model::{self, ModelArgs, ModelMsg, ModelSettings};
 use crate::actors::registry::{Registry, RegistryArgs};
 use crate::actors::{ask, SharedStatus};
-use crate::api::{SemKvService, ServerFacts};
+use crate::api::{limits, SemKvService, ServerFacts};
 use crate::daemon_config::DaemonConfig;
 use crate::error::ServiceError;
 use crate::proto::sem_kv_server::SemKvServer;
@@ -71,20 +72,12 @@ pub async fn serve(
 ) -> Result<(), DaemonError> {
     let store = Store::open_with(&config.data_dir, config.store.clone())?;
     let status = Arc::new(SharedStatus::default());
-    let (model_ref, device) = (config.model.clone(), config.device);
-    let (model, model_thread) = model::spawn(ModelArgs {
-        loader: Box::new(move || {
-            load_engine(
-                &model_ref,
-                &LoadOptions {
-                    device,
-                    ..Default::default()
-                },
-            )
-        }),
-        settings: ModelSettings {
+    let model_args = {
+        let (model_ref, device) = (config.model.clone(), config.device);
+        let settings = ModelSettings {
             max_cache_bytes: config.max_cache_bytes,
             prefill_chunk: config.prefill_chunk,
+            mlx_cache_limit: Some(config.mlx_cache_bytes),
             scheduler: SchedulerConfig {
                 // A backstop: the API admits at most queue_depth requests.
                 capacity: config.queue_depth,
@@ -93,14 +86,30 @@ pub async fn serve(
                 max_batch: config.max_batch,
                 ..Default::default()
             },
-        },
-        status: status.clone(),
-    })
-    .await?;
-    let info = ask(&model, |reply| ModelMsg::Info { reply }).await?;
+        };
+        let status = status.clone();
+        move || {
+            let model_ref = model_ref.clone();
+            ModelArgs {
+                loader: Box::new(move || {
+                    load_engine(
+                        &model_ref,
+                        &LoadOptions {
+                            device,
+                            ..Default::default()
+                        },
+                    )
+                }),
+                settings: settings.clone(),
+                status: status.clone(),
+            }
+        }
+    };
+    let supervised = model::supervise(model_args).await?;
+    let model = supervised.handle.clone();
+    let info = ask(&model.get(), |reply| ModelMsg::Info { reply }).await?;
     if let Err(e) = store.bind_model(&info.fingerprint) {
-        model.stop(None);
-        let _ = tokio::task::spawn_blocking(move || model_thread.join()).await;
+        supervised.shutdown().await;
         return Err(e.into());
     }
     let _collector = store.collect_garbage(ORPHAN_COLLECTION_INTERVAL);
@@ -111,6 +120,10 @@ pub async fn serve(
             store: store.clone(),
             model: model.clone(),
             tokenizer: info.tokenizer.clone(),
+            max_context: match config.max_context_tokens {
+                0 => info.max_positions,
+                n => n.min(info.max_positions),
+            },
         },
     )
     .await
@@ -132,6 +145,20 @@ pub async fn serve(
     );
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<SemKvServer<SemKvService>>().await;
+    // Health follows the model: NOT_SERVING while a stopped model actor is restarted.
+    let mut serving = supervised.serving.clone();
+    let model_health = {
+        let health = health.clone();
+        tokio::spawn(async move {
+            while serving.changed().await.is_ok() {
+                if *serving.borrow_and_update() {
+                    health.set_serving::<SemKvServer<SemKvService>>().await;
+                } else {
+                    health.set_not_serving::<SemKvServer<SemKvService>>().await;
+                }
+            }
+        })
+    };
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -169,10 +196,17 @@ pub async fn serve(
     });
     let mut server_stop = stop_rx.clone();
     let server = tonic::transport::Server::builder()
+        // An oversized or malformed request: RESOURCE_EXHAUSTED / INVALID_ARGUMENT,
+        // not tonic's OUT_OF_RANGE / INTERNAL (api/limits.rs).
+        .layer(MapResponseLayer::new(limits::rewrite_decode_status))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(SemKvServer::new(service))
+        .add_service(
+            SemKvServer::new(service)
+                .max_decoding_message_size(limits::MAX_REQUEST_BYTES)
+                .max_encoding_message_size(limits::MAX_REPLY_BYTES),
+        )
         // Streamed tokens go out at once: without TCP_NODELAY a small message can wait
         // for the peer's delayed ACK (~40 ms measured on the first token).
         .serve_with_incoming_shutdown(
@@ -199,8 +233,8 @@ pub async fn serve(
     health.set_not_serving::<SemKvServer<SemKvService>>().await;
     registry.stop(Some(crate::actors::registry::SHUTDOWN.into()));
     let _ = registry_task.await;
-    model.stop(None);
-    let _ = tokio::task::spawn_blocking(move || model_thread.join()).await;
+    model_health.abort();
+    supervised.shutdown().await;
     store.flush().await?;
     tracing::info!("store flushed; bye");
     result

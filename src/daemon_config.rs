@@ -105,6 +105,14 @@ pub struct Cli {
     /// How long to wait for running requests on shutdown, e.g. 30s [default: 30s].
     #[arg(long, env = "SEMKV_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<String>,
+    /// Most tokens one cluster may hold (0: the model's positions, also the upper
+    /// bound); requests past it get OUT_OF_RANGE before any work [default: 0].
+    #[arg(long, env = "SEMKV_MAX_CONTEXT_TOKENS")]
+    pub max_context_tokens: Option<usize>,
+    /// Most bytes of freed buffers MLX keeps for reuse, e.g. 1GiB [default: 1GiB]; it
+    /// is also emptied whenever caches are evicted or deleted.
+    #[arg(long, env = "SEMKV_MLX_CACHE_BYTES")]
+    pub mlx_cache_bytes: Option<String>,
     /// Most bytes the store may hold, e.g. 50GiB (0 = no limit); writes past it get
     /// RESOURCE_EXHAUSTED, reads and deletes keep working [default: 0].
     #[arg(long, env = "SEMKV_MAX_STORE_BYTES")]
@@ -154,6 +162,8 @@ struct FileConfig {
     max_batch: Option<usize>,
     log_format: Option<LogFormat>,
     drain_timeout: Option<String>,
+    max_context_tokens: Option<usize>,
+    mlx_cache_bytes: Option<SizeValue>,
     max_store_bytes: Option<SizeValue>,
     min_free_bytes: Option<SizeValue>,
     store_permissions: Option<String>,
@@ -175,6 +185,10 @@ pub struct DaemonConfig {
     pub max_batch: usize,
     pub log_format: LogFormat,
     pub drain_timeout: Duration,
+    /// Most tokens per cluster (0: the model's positions).
+    pub max_context_tokens: usize,
+    /// Most bytes of MLX's buffer cache.
+    pub mlx_cache_bytes: u64,
     /// Budget, reserve and permissions of the store.
     pub store: StoreOptions,
 }
@@ -288,6 +302,16 @@ impl DaemonConfig {
             max_batch,
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             drain_timeout,
+            max_context_tokens: cli
+                .max_context_tokens
+                .or(file.max_context_tokens)
+                .unwrap_or(0),
+            mlx_cache_bytes: size(
+                "mlx_cache_bytes",
+                &cli.mlx_cache_bytes,
+                &file.mlx_cache_bytes,
+                1 << 30,
+            )?,
             store,
         })
     }

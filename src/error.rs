@@ -16,6 +16,10 @@ pub enum ServiceError {
     /// The daemon is at capacity (or shutting down); retrying later may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// The request would take a cluster past a limit (its context length); `field`
+    /// names what to change.
+    #[error("{field}: {message}")]
+    OutOfRange { field: String, message: String },
     /// The store refused a write: its budget (`--max-store-bytes`) or the disk is full.
     /// Reads and deletes still work; retrying after space is freed succeeds.
     #[error("store full: {0}")]

@@ -317,6 +317,16 @@ impl Scheduler {
     pub fn decode_steps(&self) -> &HashMap<String, u64> {
         &self.decode_steps
     }
+
+    /// Drops what is kept per cluster for `cluster` (deleted, or reset) once it has no
+    /// job left, so state does not grow with every cluster ever seen.
+    pub fn forget_cluster(&mut self, cluster: &str) {
+        if !self.job_cluster.values().any(|c| c == cluster) {
+            self.decode_steps.remove(cluster);
+            self.queues.remove(cluster);
+            self.ring.retain(|c| c != cluster);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -480,6 +490,18 @@ mod tests {
         s.remove(3);
         assert_eq!(s.next(cost), None);
         assert!(!s.remove(3));
+        // A forgotten cluster leaves nothing behind.
+        s.submit("c", 4).unwrap();
+        assert_eq!(s.next(cost), Some(4));
+        s.forget_cluster("c");
+        assert!(
+            s.decode_steps().contains_key("c"),
+            "kept while it has a job"
+        );
+        s.remove(4);
+        s.forget_cluster("c");
+        assert!(!s.decode_steps().contains_key("c"));
+        assert!(s.is_empty());
     }
 
     #[test]

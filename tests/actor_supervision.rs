@@ -59,6 +59,7 @@ async fn killed_cluster_actor_is_restarted_from_its_store() {
         settings: ModelSettings {
             max_cache_bytes: 0,
             prefill_chunk: 32,
+            mlx_cache_limit: None,
             scheduler: Default::default(),
         },
         status: Arc::new(SharedStatus::default()),
@@ -71,8 +72,9 @@ async fn killed_cluster_actor_is_restarted_from_its_store() {
         Registry,
         RegistryArgs {
             store: store.clone(),
-            model: model.clone(),
+            model: model::ModelHandle::new(model.clone()),
             tokenizer: info.tokenizer,
+            max_context: info.max_positions,
         },
     )
     .await

@@ -16,7 +16,7 @@ use semkv_engine::generate::chat::{Role, Turn};
 use semkv_engine::generate::tokenizer::TextTokenizer;
 use semkv_engine::generate::GenerateOptions;
 
-use super::model::{ModelMsg, OpOutcome, Restore, RunError, RunRequest};
+use super::model::{ModelHandle, ModelMsg, OpOutcome, Restore, RunError, RunRequest};
 use super::registry::RegistryMsg;
 use super::work::{GenerateSpec, Op};
 use super::{ask, prompt, GenEvent, GenerationSummary, LoadReport, TurnFormat};
@@ -24,8 +24,11 @@ use super::{ask, prompt, GenEvent, GenerationSummary, LoadReport, TurnFormat};
 /// What every cluster actor needs.
 pub struct ClusterContext {
     pub store: Store,
-    pub model: ActorRef<ModelMsg>,
+    pub model: ModelHandle,
     pub tokenizer: TextTokenizer,
+    /// Most tokens a cluster's cache may hold (the model's positions, or less with
+    /// `--max-context-tokens`); past it requests get OUT_OF_RANGE before any work.
+    pub max_context: usize,
     pub registry: ActorRef<RegistryMsg>,
 }
 
@@ -123,7 +126,7 @@ impl Actor for ClusterActor {
             .meta(args.id.as_str())?
             .ok_or_else(|| ServiceError::NotFound(args.id.to_string()))?;
         if args.restarted {
-            args.ctx.model.cast(ModelMsg::Forget {
+            args.ctx.model.get().cast(ModelMsg::Forget {
                 cluster: args.id.clone(),
             })?;
         }
@@ -222,6 +225,22 @@ impl ClusterState {
         self.id.as_str()
     }
 
+    /// OUT_OF_RANGE naming `field` when the cluster would hold `tokens` tokens, more
+    /// than its context limit, after `what`.
+    fn fits(&self, field: &str, tokens: usize, what: &str) -> Result<(), ServiceError> {
+        let limit = self.ctx.max_context;
+        if tokens <= limit {
+            return Ok(());
+        }
+        Err(ServiceError::OutOfRange {
+            field: field.to_owned(),
+            message: format!(
+                "with {what} the cluster would hold {tokens} tokens, over its context limit of {limit} (the model's positions or --max-context-tokens); it holds {}",
+                self.meta.tokens
+            ),
+        })
+    }
+
     fn encode(&self, text: &str) -> Result<Vec<u32>, ServiceError> {
         if text.is_empty() {
             return Ok(Vec::new());
@@ -243,7 +262,7 @@ impl ClusterState {
         for _ in 0..3 {
             let (cluster, op, events) = (self.id.clone(), op.clone(), events.clone());
             let (expected_tokens, restore_now) = (self.meta.tokens as usize, restore.take());
-            let result = ask(&self.ctx.model, move |reply| {
+            let result = ask(&self.ctx.model.get(), move |reply| {
                 ModelMsg::Run(Box::new(RunRequest {
                     cluster,
                     op,
@@ -292,6 +311,11 @@ impl ClusterState {
             &mut after.pending_system,
         );
         let tokens = self.encode(&text)?;
+        self.fits(
+            "turns",
+            before.tokens as usize + tokens.len(),
+            "appending these turns",
+        )?;
         let tokens_added = tokens.len();
         let outcome = if tokens.is_empty() {
             None
@@ -353,6 +377,13 @@ impl ClusterState {
                 "the cluster is empty: give some text to generate from",
             ));
         }
+        let with_prompt = before.tokens as usize + prompt.len();
+        self.fits("turns", with_prompt, "this prompt")?;
+        self.fits(
+            "max_tokens",
+            with_prompt + params.options.max_tokens,
+            "this prompt and max_tokens",
+        )?;
         let spec = GenerateSpec {
             prompt,
             options: params.options.clone(),
@@ -396,7 +427,10 @@ impl ClusterState {
             tokens: output.tokens,
             finish_reason: output.finish_reason,
             prompt_tokens: output.prompt_tokens,
-            reused_tokens: output.cached_tokens,
+            // Tokens a rebuild re-prefilled were not reused (they are in `load`).
+            reused_tokens: output
+                .cached_tokens
+                .saturating_sub(outcome.load.rebuilt_tokens),
             time_to_first_token: output.time_to_first_token,
             queue_time: outcome.queue_time,
             total_tokens: self.meta.tokens as usize,
@@ -419,7 +453,7 @@ impl ClusterState {
         to.created_unix_ms = fresh.created_unix_ms;
         to.rebuilds = 0;
         self.ctx.store.copy(self.id(), &to).await?;
-        let _ = self.ctx.model.cast(ModelMsg::CopyCache {
+        let _ = self.ctx.model.get().cast(ModelMsg::CopyCache {
             from: self.id.clone(),
             to: new_id,
         });
@@ -428,14 +462,18 @@ impl ClusterState {
 
     async fn evict(&mut self) -> Result<u64, ServiceError> {
         let cluster = self.id.clone();
-        ask(&self.ctx.model, |reply| ModelMsg::Evict { cluster, reply }).await
+        ask(&self.ctx.model.get(), |reply| ModelMsg::Evict {
+            cluster,
+            reply,
+        })
+        .await
     }
 
     async fn persist(&mut self) -> Result<PersistReport, ServiceError> {
         let started = Instant::now();
         let cluster = self.id.clone();
         let expected_tokens = self.meta.tokens as usize;
-        let snapshot = ask(&self.ctx.model, |reply| ModelMsg::Snapshot {
+        let snapshot = ask(&self.ctx.model.get(), |reply| ModelMsg::Snapshot {
             cluster,
             expected_tokens,
             reply,
@@ -461,7 +499,7 @@ impl ClusterState {
 
     async fn delete(&mut self, me: ActorId) -> Result<(), ServiceError> {
         self.ctx.store.delete(self.id()).await?;
-        let _ = self.ctx.model.cast(ModelMsg::Forget {
+        let _ = self.ctx.model.get().cast(ModelMsg::Forget {
             cluster: self.id.clone(),
         });
         let _ = self.ctx.registry.cast(RegistryMsg::Deleted {

@@ -29,13 +29,15 @@ use super::{LoadReport, SharedStatus};
 mod batching;
 mod messages;
 pub mod residency;
+pub mod supervisor;
 
 pub use messages::{
     EngineInfo, ModelMsg, ModelSettings, OpOutcome, Restore, RunError, RunRequest, TraceSnapshot,
 };
 use residency::{Arrival, Residency};
+pub use supervisor::{supervise, ModelHandle, Supervised};
 
-/// Loads the engine on the model thread.
+/// Loads the engine on the model thread (again after a restart).
 pub type EngineLoader = Box<dyn FnOnce() -> Result<Engine, EngineError> + Send>;
 
 /// The model actor (see the module documentation).
@@ -119,6 +121,9 @@ impl Actor for ModelActor {
     ) -> Result<ModelState, ActorProcessingErr> {
         let started = Instant::now();
         let engine = (args.loader)()?;
+        if let Some(limit) = args.settings.mlx_cache_limit {
+            semkv_engine::memory::set_cache_limit(limit as usize)?;
+        }
         tracing::info!(
             fingerprint = engine.fingerprint(),
             device = %engine.device().device,
@@ -164,6 +169,9 @@ impl Actor for ModelActor {
                 } else {
                     state.residency.remove(cluster.as_str())
                 };
+                if freed > 0 {
+                    release_freed_buffers();
+                }
                 let _ = reply.send(freed);
             }
             ModelMsg::Forget { cluster } => state.forget(&cluster),
@@ -193,6 +201,7 @@ impl Actor for ModelActor {
                     fingerprint: state.engine.fingerprint().to_owned(),
                     device: state.engine.device().clone(),
                     tokenizer: state.engine.tokenizer().clone(),
+                    max_positions: state.engine.model().config().max_position_embeddings,
                 });
             }
             ModelMsg::Trace { limit, reply } => {
@@ -240,7 +249,10 @@ impl ModelState {
                 )),
             );
         }
-        self.residency.remove(cluster.as_str());
+        if self.residency.remove(cluster.as_str()) > 0 {
+            release_freed_buffers();
+        }
+        self.scheduler.forget_cluster(cluster.as_str());
     }
 
     /// Admits a run: brings the cluster's cache into memory and queues a job for it.
@@ -413,8 +425,12 @@ impl ModelState {
     /// Drops least recently used idle caches while over the budget (never `keep`).
     fn enforce_budget(&mut self, keep: Option<&str>) {
         let jobs = &self.jobs;
-        self.residency
+        let evicted = self
+            .residency
             .enforce_budget(keep, |c| jobs.values().any(|j| j.job.cluster.as_str() == c));
+        if !evicted.is_empty() {
+            release_freed_buffers();
+        }
     }
 }
 
@@ -441,5 +457,13 @@ fn record_arrival(job: &mut Job, arrival: Arrival, expected_tokens: usize) {
             };
             job.snapshot = true;
         }
+    }
+}
+
+/// Returns MLX's cached buffers to the system after caches were dropped, so the
+/// process's memory follows what it holds (MLX would keep them for reuse).
+fn release_freed_buffers() {
+    if let Err(e) = semkv_engine::memory::clear_cache() {
+        tracing::warn!(error = %e, "could not clear MLX's buffer cache");
     }
 }

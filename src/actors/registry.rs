@@ -13,7 +13,7 @@ use crate::store::{ClusterMeta, Store};
 use semkv_engine::generate::tokenizer::TextTokenizer;
 
 use super::cluster::{ClusterActor, ClusterArgs, ClusterContext, ClusterMsg, DELETED};
-use super::model::ModelMsg;
+use super::model::ModelHandle;
 
 /// The reason the registry gives its cluster actors when the daemon stops.
 pub const SHUTDOWN: &str = "shutdown";
@@ -48,8 +48,10 @@ pub struct RegistryStats {
 /// What the registry starts from.
 pub struct RegistryArgs {
     pub store: Store,
-    pub model: ActorRef<ModelMsg>,
+    pub model: ModelHandle,
     pub tokenizer: TextTokenizer,
+    /// Most tokens a cluster may hold.
+    pub max_context: usize,
 }
 
 /// The registry actor.
@@ -104,6 +106,7 @@ impl Actor for Registry {
                 store: args.store,
                 model: args.model,
                 tokenizer: args.tokenizer,
+                max_context: args.max_context,
                 registry: myself,
             }),
             actors: HashMap::new(),

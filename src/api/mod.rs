@@ -2,6 +2,8 @@
 //! work is done by the actors; reads of cluster metadata come from the store.
 
 pub mod convert;
+pub mod limits;
+pub mod paging;
 pub mod status;
 pub mod validate;
 
@@ -16,7 +18,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::actors::cluster::{ClusterMsg, GenerateParams};
-use crate::actors::model::ModelMsg;
+use crate::actors::model::{ModelHandle, ModelMsg};
 use crate::actors::registry::RegistryMsg;
 use crate::actors::{ask, SharedStatus};
 use crate::cluster_id::ClusterId;
@@ -40,7 +42,7 @@ pub struct ServerFacts {
 /// The `semkv.v1.SemKv` service.
 pub struct SemKvService {
     registry: ActorRef<RegistryMsg>,
-    model: ActorRef<ModelMsg>,
+    model: ModelHandle,
     store: Store,
     status: Arc<SharedStatus>,
     admission: Arc<Semaphore>,
@@ -53,7 +55,7 @@ impl SemKvService {
     /// generations) are admitted at once, more get `UNAVAILABLE`.
     pub fn new(
         registry: ActorRef<RegistryMsg>,
-        model: ActorRef<ModelMsg>,
+        model: ModelHandle,
         store: Store,
         status: Arc<SharedStatus>,
         queue_depth: usize,
@@ -129,9 +131,14 @@ impl SemKv for SemKvService {
     ) -> Result<Response<proto::ListClustersResponse>, Status> {
         let r = request.into_inner();
         let selector = validate::labels("label_selector", &r.label_selector)?;
+        let size = validate::page_size("page_size", r.page_size)?;
+        let after = validate::page_token("page_token", &r.page_token)?;
+        let after = after.as_ref().map(ClusterId::as_str);
+        let past = |id: &str| after.is_none_or(|a| id > a);
         let (good, damaged) = self.store.list().map_err(ServiceError::from)?;
         let mut clusters: Vec<proto::Cluster> = good
             .iter()
+            .filter(|m| past(&m.id))
             .filter(|m| selector.iter().all(|(k, v)| m.labels.get(k) == Some(v)))
             .map(|m| self.describe(m))
             .collect();
@@ -139,10 +146,11 @@ impl SemKv for SemKvService {
             clusters.extend(
                 damaged
                     .into_iter()
+                    .filter(|(id, _)| past(id))
                     .map(|(id, reason)| convert::damaged(id, reason)),
             );
         }
-        Ok(Response::new(proto::ListClustersResponse { clusters }))
+        Ok(Response::new(paging::page(clusters, after, size)))
     }
 
     #[tracing::instrument(name = "rpc", skip_all, fields(method = "DeleteCluster", cluster = request.get_ref().cluster_id.as_str()))]
@@ -161,7 +169,7 @@ impl SemKv for SemKvService {
                     .delete(id.as_str())
                     .await
                     .map_err(ServiceError::from)?;
-                let _ = self.model.cast(ModelMsg::Forget { cluster: id });
+                let _ = self.model.get().cast(ModelMsg::Forget { cluster: id });
             }
             Err(e) => return Err(e.into()),
         }
@@ -370,7 +378,7 @@ impl SemKv for SemKvService {
         request: Request<proto::GetSchedulerTraceRequest>,
     ) -> Result<Response<proto::GetSchedulerTraceResponse>, Status> {
         let limit = request.into_inner().limit as usize;
-        let trace = ask(&self.model, |reply| ModelMsg::Trace { limit, reply }).await?;
+        let trace = ask(&self.model.get(), |reply| ModelMsg::Trace { limit, reply }).await?;
         Ok(Response::new(proto::GetSchedulerTraceResponse {
             steps: trace
                 .steps

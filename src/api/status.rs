@@ -12,6 +12,7 @@ pub fn to_status(error: ServiceError) -> Status {
         ServiceError::AlreadyExists(_) => Code::AlreadyExists,
         ServiceError::Unavailable(_) => Code::Unavailable,
         ServiceError::ResourceExhausted(_) => Code::ResourceExhausted,
+        ServiceError::OutOfRange { .. } => Code::OutOfRange,
         ServiceError::DataLoss(_) => Code::DataLoss,
         ServiceError::Internal(_) => Code::Internal,
     };

@@ -22,6 +22,9 @@ pub const MAX_MAX_TOKENS: u32 = 8192;
 /// Most stop strings and the longest one.
 pub const MAX_STOP_STRINGS: usize = 16;
 pub const MAX_STOP_LEN: usize = 256;
+/// `ListClusters` page size when the request gives none, and the largest allowed.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// A valid cluster id in `field`.
 pub fn cluster_id(field: &str, value: &str) -> Result<ClusterId, ServiceError> {
@@ -186,6 +189,29 @@ pub fn stop(field: &str, stop: &[String]) -> Result<Vec<String>, ServiceError> {
     Ok(stop.to_vec())
 }
 
+/// A page size (`0` is the default).
+pub fn page_size(field: &str, value: u32) -> Result<usize, ServiceError> {
+    match value {
+        0 => Ok(DEFAULT_PAGE_SIZE as usize),
+        n if n > MAX_PAGE_SIZE => Err(ServiceError::invalid(
+            field,
+            format!("must be at most {MAX_PAGE_SIZE} (got {n})"),
+        )),
+        n => Ok(n as usize),
+    }
+}
+
+/// A page token: empty (the first page) or the last cluster id of the previous page,
+/// after which the next page starts.
+pub fn page_token(field: &str, value: &str) -> Result<Option<ClusterId>, ServiceError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    ClusterId::parse(value)
+        .map(Some)
+        .map_err(|_| ServiceError::invalid(field, "not a page token this server gave out"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +237,22 @@ mod tests {
             .to_string()
             .starts_with("sampling.top_p:"));
         assert!(max_tokens("max_tokens", Some(0)).is_err());
+        assert!(page_size("page_size", 1001)
+            .unwrap_err()
+            .to_string()
+            .starts_with("page_size:"));
+        assert!(page_token("page_token", "a/b")
+            .unwrap_err()
+            .to_string()
+            .starts_with("page_token:"));
+    }
+
+    #[test]
+    fn page_size_defaults_and_bounds() {
+        assert_eq!(page_size("p", 0).unwrap(), 100);
+        assert_eq!(page_size("p", 1).unwrap(), 1);
+        assert_eq!(page_size("p", 1000).unwrap(), 1000);
+        assert_eq!(page_token("t", "").unwrap(), None);
+        assert_eq!(page_token("t", "c-7").unwrap().unwrap().as_str(), "c-7");
     }
 }

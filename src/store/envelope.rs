@@ -62,3 +62,56 @@ pub(super) fn unwrap<'a>(kind: Kind, key: &[u8], value: &'a [u8]) -> Result<&'a 
     }
     Ok(payload)
 }
+
+#[cfg(test)]
+mod props {
+    //! Property tests: any bytes unwrap to an error or to an intact payload.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn kind() -> impl Strategy<Value = Kind> {
+        prop::sample::select(vec![
+            Kind::Meta,
+            Kind::Segment,
+            Kind::Turn,
+            Kind::Index,
+            Kind::Info,
+        ])
+    }
+
+    proptest! {
+        #[test]
+        fn wrap_round_trips(kind in kind(), payload in prop::collection::vec(any::<u8>(), 0..64)) {
+            let value = wrap(kind, &payload);
+            prop_assert_eq!(unwrap(kind, b"k", &value).unwrap(), &payload[..]);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(kind in kind(), value in prop::collection::vec(any::<u8>(), 0..32)) {
+            if let Ok(payload) = unwrap(kind, b"k", &value) {
+                prop_assert_eq!(wrap(kind, payload), value);
+            }
+        }
+
+        /// A changed value (a flipped bit, a cut, another kind's envelope) is refused.
+        #[test]
+        fn damage_is_refused(
+            kind in kind(),
+            other in kind(),
+            payload in prop::collection::vec(any::<u8>(), 0..64),
+            at in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let value = wrap(kind, &payload);
+            let mut flipped = value.clone();
+            flipped[at.index(value.len())] ^= 1 << bit;
+            prop_assert!(unwrap(kind, b"k", &flipped).is_err());
+            prop_assert!(unwrap(kind, b"k", &value[..cut.index(value.len())]).is_err());
+            if other != kind {
+                prop_assert!(unwrap(other, b"k", &value).is_err());
+            }
+        }
+    }
+}

@@ -67,3 +67,39 @@ pub(super) fn write(dir: &Path, manifest: &Manifest, mode: u32) -> io::Result<()
     fs::rename(&tmp, dir.join(FILE))?;
     File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod props {
+    //! Property tests: any bytes in `manifest.json` read as a manifest or as none,
+    //! never a panic; written manifests read back.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..64).boxed(),
+                r#"\{("(format|commits|clusters|digest)":-?[0-9]{1,21},?){0,5}\}"#
+                    .prop_map(String::into_bytes)
+                    .boxed(),
+            ]
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join(FILE), &bytes).unwrap();
+            let read = read(dir.path()).unwrap();
+            if let Some(m) = read {
+                prop_assert_eq!(Some(m), serde_json::from_slice::<Manifest>(&bytes).ok());
+            }
+        }
+
+        #[test]
+        fn written_manifests_read_back(commits in any::<u64>(), clusters in any::<u64>(), digest in any::<u32>()) {
+            let dir = tempfile::tempdir().unwrap();
+            let m = Manifest { format: FORMAT, commits, clusters, digest };
+            write(dir.path(), &m, 0o600).unwrap();
+            prop_assert_eq!(read(dir.path()).unwrap(), Some(m));
+        }
+    }
+}

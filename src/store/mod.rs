@@ -263,16 +263,15 @@ impl Store {
     pub async fn create(&self, meta: &ClusterMeta) -> Result<()> {
         self.check_space(0)?;
         let mut state = self.manifest.lock().await;
-        let swapped = self.db.compare_and_swap(
-            key(&meta.id, Rec::Meta),
-            None as Option<&[u8]>,
-            Some(encode_json(Kind::Meta, meta)),
-        )?;
-        if swapped.is_err() {
-            return Err(StoreError::Exists(meta.id.clone()));
-        }
-        self.acknowledge(&mut state, sled::Batch::default(), Some((&meta.id, true)))
-            .await
+        let (meta_key, value) = (key(&meta.id, Rec::Meta), encode_json(Kind::Meta, meta));
+        self.acknowledge_with(&mut state, Some((&meta.id, true)), |commits| {
+            insert_new(&self.db, &meta_key, &meta.id, |tx| {
+                tx.insert(meta_key.as_slice(), value.as_slice())?;
+                tx.insert(COMMITS_KEY, commits.as_slice())?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// A cluster's metadata, if it exists.
@@ -419,14 +418,31 @@ impl Store {
         Ok((index, written))
     }
 
-    /// Applies `batch` plus the next commit count, flushes, and records the write in
-    /// the manifest; `added` says whether a cluster id was added (`true`) or removed.
-    /// `state` is the held manifest lock.
+    /// Applies `batch` plus the next commit count atomically, flushes, and records the
+    /// write in the manifest (see [`Store::acknowledge_with`]).
     async fn acknowledge(
         &self,
         state: &mut Manifest,
         mut batch: sled::Batch,
         added: Option<(&str, bool)>,
+    ) -> Result<()> {
+        self.acknowledge_with(state, added, |commits| {
+            batch.insert(COMMITS_KEY, commits);
+            Ok(self.db.apply_batch(batch)?)
+        })
+        .await
+    }
+
+    /// Runs `apply`, which must write its changes and the given encoded commit count
+    /// (under `x/commits`) in ONE atomic sled write — a cluster added or removed
+    /// without its count would look like a lost cluster at the next open — then
+    /// flushes and records the write in the manifest. `added` says whether a cluster id
+    /// was added (`true`) or removed; `state` is the held manifest lock.
+    async fn acknowledge_with(
+        &self,
+        state: &mut Manifest,
+        added: Option<(&str, bool)>,
+        apply: impl FnOnce(Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         let mut next = *state;
         next.commits += 1;
@@ -438,8 +454,7 @@ impl Store {
                 next.clusters.saturating_sub(1)
             };
         }
-        batch.insert(COMMITS_KEY, encode_json(Kind::Info, &next.commits));
-        self.db.apply_batch(batch)?;
+        apply(encode_json(Kind::Info, &next.commits))?;
         *state = next;
         self.db.flush_async().await?;
         let (dir, mode) = (self.dir.clone(), self.options.permissions.file_mode());
@@ -593,26 +608,18 @@ impl Store {
         let to_meta = encode_json(Kind::Meta, to);
         let to_key = key(&to.id, Rec::Meta);
         let mut state = self.manifest.lock().await;
-        let result = self.db.transaction(|tx| {
-            if tx.get(&to_key)?.is_some() {
-                return sled::transaction::abort(());
-            }
-            for (k, v) in &records {
-                tx.insert(k.as_slice(), v.as_slice())?;
-            }
-            tx.insert(to_key.as_slice(), to_meta.as_slice())?;
-            Ok(())
-        });
-        let result = match result {
-            Ok(()) => {
-                self.acknowledge(&mut state, sled::Batch::default(), Some((&to.id, true)))
-                    .await
-            }
-            Err(sled::transaction::TransactionError::Abort(())) => {
-                Err(StoreError::Exists(to.id.clone()))
-            }
-            Err(sled::transaction::TransactionError::Storage(e)) => Err(e.into()),
-        };
+        let result = self
+            .acknowledge_with(&mut state, Some((&to.id, true)), |commits| {
+                insert_new(&self.db, &to_key, &to.id, |tx| {
+                    for (k, v) in &records {
+                        tx.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    tx.insert(to_key.as_slice(), to_meta.as_slice())?;
+                    tx.insert(COMMITS_KEY, commits.as_slice())?;
+                    Ok(())
+                })
+            })
+            .await;
         drop(state);
         if let Err(e) = result {
             if matches!(e, StoreError::Exists(_)) {
@@ -720,6 +727,31 @@ impl Store {
             tracing::info!(records = n, "removed cache records of an earlier store layout; caches are rebuilt from their token logs on first use");
         }
         Ok(())
+    }
+}
+
+/// Runs `write` in a sled transaction unless `key` exists ([`StoreError::Exists`]
+/// naming `id`).
+fn insert_new(
+    db: &sled::Db,
+    key: &[u8],
+    id: &str,
+    write: impl Fn(
+        &sled::transaction::TransactionalTree,
+    ) -> sled::transaction::ConflictableTransactionResult<(), ()>,
+) -> Result<()> {
+    let result = db.transaction(|tx| {
+        if tx.get(key)?.is_some() {
+            return sled::transaction::abort(());
+        }
+        write(tx)
+    });
+    match result {
+        Ok(()) => Ok(()),
+        Err(sled::transaction::TransactionError::Abort(())) => {
+            Err(StoreError::Exists(id.to_owned()))
+        }
+        Err(sled::transaction::TransactionError::Storage(e)) => Err(e.into()),
     }
 }
 

@@ -154,3 +154,45 @@ impl CacheIndex {
         self.base.iter().chain(&self.deltas).chain(&self.logits)
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Property tests: any bytes decode to an error or to a segment that encodes back
+    //! to them; every segment with a non-zero chunk round-trips.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn segments_round_trip(tokens in prop::collection::vec(any::<u32>(), 0..64), chunk in 1u32..) {
+            let s = Segment { tokens, chunk };
+            prop_assert_eq!(Segment::decode(&s.encode()), Some(s));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            if let Some(s) = Segment::decode(&bytes) {
+                prop_assert!(s.chunk > 0);
+                prop_assert_eq!(s.encode(), bytes);
+            }
+        }
+
+        /// A cut or extended segment, or one whose count is changed, is refused.
+        #[test]
+        fn damage_is_refused(
+            tokens in prop::collection::vec(any::<u32>(), 0..32),
+            chunk in 1u32..,
+            cut in any::<prop::sample::Index>(),
+            tail in prop::collection::vec(any::<u8>(), 1..8),
+            count in any::<u32>(),
+        ) {
+            let bytes = Segment { tokens: tokens.clone(), chunk }.encode();
+            prop_assert!(Segment::decode(&bytes[..cut.index(bytes.len())]).is_none());
+            prop_assert!(Segment::decode(&[&bytes[..], &tail].concat()).is_none());
+            let mut recounted = bytes.clone();
+            recounted[4..8].copy_from_slice(&count.to_le_bytes());
+            prop_assert_eq!(Segment::decode(&recounted).is_some(), count as usize == tokens.len());
+        }
+    }
+}

@@ -153,9 +153,36 @@ class Client:
         *,
         timeout: Optional[float] = None,
     ) -> list[Cluster]:
-        """All clusters, or those carrying every label in ``labels``."""
-        req = pb.ListClustersRequest(label_selector=dict(labels or {}))
-        return [Cluster.from_proto(c) for c in self._call("ListClusters", req, timeout).clusters]
+        """All clusters, or those carrying every label in ``labels``, ordered by id.
+
+        Follows the daemon's pages (see :meth:`list_clusters_page`); ``timeout`` applies
+        to each page's call."""
+        clusters: list[Cluster] = []
+        token = ""
+        while True:
+            page, token = self.list_clusters_page(labels, page_token=token, timeout=timeout)
+            clusters.extend(page)
+            if not token:
+                return clusters
+
+    def list_clusters_page(
+        self,
+        labels: Optional[Mapping[str, str]] = None,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: Optional[float] = None,
+    ) -> Tuple[list[Cluster], str]:
+        """One page of :meth:`list_clusters`: ``(clusters, next_page_token)``.
+
+        At most ``page_size`` clusters (0: the daemon's default, 100; at most 1000)
+        after ``page_token`` (empty: the first page; else the token the previous page
+        returned). The token returned is empty after the last page."""
+        req = pb.ListClustersRequest(
+            label_selector=dict(labels or {}), page_size=page_size, page_token=page_token
+        )
+        reply = self._call("ListClusters", req, timeout)
+        return [Cluster.from_proto(c) for c in reply.clusters], reply.next_page_token
 
     def delete_cluster(self, cluster_id: str, *, timeout: Optional[float] = None) -> None:
         """Deletes a cluster with its turns, tokens and cache."""

@@ -78,6 +78,24 @@ def test_unreachable_daemon_is_unavailable() -> None:
         c.wait_ready(0.5)
 
 
+def test_list_clusters_follows_every_page() -> None:
+    requests = []
+    pages = {"": (["a", "b"], "b"), "b": (["c"], "")}
+
+    class Stub:
+        def ListClusters(self, req: Any, timeout: Any = None) -> Any:
+            requests.append((dict(req.label_selector), req.page_size, req.page_token))
+            ids, token = pages[req.page_token]
+            return pb.ListClustersResponse(
+                clusters=[pb.Cluster(id=i) for i in ids], next_page_token=token
+            )
+
+    with Client("127.0.0.1:1") as c:
+        c._stub = Stub()
+        assert [x.id for x in c.list_clusters({"k": "v"})] == ["a", "b", "c"]
+    assert requests == [({"k": "v"}, 0, ""), ({"k": "v"}, 0, "b")]
+
+
 # -- against semkvd -----------------------------------------------------------------
 
 
@@ -110,6 +128,29 @@ def test_cluster_lifecycle(client: Client) -> None:
     with pytest.raises(NotFoundError):
         client.get_cluster("life")
     assert "life" not in {c.id for c in client.list_clusters()}
+
+
+def test_list_clusters_in_pages(client: Client) -> None:
+    ids = [f"paged-{i:02d}" for i in range(12)]
+    for i in reversed(ids):
+        client.create_cluster(i, labels={"paged": "yes"})
+    sizes, seen, token = [], [], ""
+    while True:
+        page, token = client.list_clusters_page(
+            {"paged": "yes"}, page_size=5, page_token=token
+        )
+        sizes.append(len(page))
+        seen += [c.id for c in page]
+        if not token:
+            break
+    assert sizes == [5, 5, 2] and seen == ids
+    assert [c.id for c in client.list_clusters({"paged": "yes"})] == ids
+    with pytest.raises(InvalidArgumentError, match="page_size"):
+        client.list_clusters_page(page_size=1001)
+    with pytest.raises(InvalidArgumentError, match="page_token"):
+        client.list_clusters_page(page_token="not/a/token")
+    for i in ids:
+        client.delete_cluster(i)
 
 
 def test_append_then_greedy_twice_is_identical(client: Client) -> None:

@@ -225,21 +225,60 @@ impl Client {
         .await
     }
 
-    /// Lists the clusters carrying every label of `selector` (all when it is empty).
+    /// Lists the clusters carrying every label of `selector` (all when it is empty),
+    /// ordered by id: every page, one [`Client::list_clusters_page`] after another.
     pub async fn list_clusters(
         &self,
         selector: Labels,
     ) -> Result<Vec<proto::Cluster>, ClientError> {
+        let mut clusters = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self.list_clusters_page(selector.clone(), 0, &token).await?;
+            clusters.extend(page.clusters);
+            if page.next_page_token.is_empty() {
+                return Ok(clusters);
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    /// One page of [`Client::list_clusters`]: at most `page_size` clusters (0: the
+    /// daemon's default, 100; at most 1000) after `page_token` (empty: the first page;
+    /// else the `next_page_token` of the previous page, which is empty after the last).
+    ///
+    /// ```no_run
+    /// # async fn example(client: semkv_client::Client) -> Result<(), semkv_client::ClientError> {
+    /// let mut token = String::new();
+    /// loop {
+    ///     let page = client.list_clusters_page(Default::default(), 500, &token).await?;
+    ///     for c in &page.clusters {
+    ///         println!("{}", c.id);
+    ///     }
+    ///     if page.next_page_token.is_empty() {
+    ///         break;
+    ///     }
+    ///     token = page.next_page_token;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn list_clusters_page(
+        &self,
+        selector: Labels,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<proto::ListClustersResponse, ClientError> {
         let req = proto::ListClustersRequest {
             label_selector: hash_map(selector),
+            page_size,
+            page_token: page_token.to_owned(),
         };
-        let r = self
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.list_clusters(req).await }
-            })
-            .await?;
-        Ok(r.clusters)
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.list_clusters(req).await }
+        })
+        .await
     }
 
     /// Deletes a cluster, its stored turns, tokens and cache. `NOT_FOUND` if unknown.

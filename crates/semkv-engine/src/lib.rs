@@ -15,6 +15,7 @@
 //!   ([`generate::batch`]), sampling, the Gemma chat template ([`generate::chat`]) and the
 //!   tokenizer with streaming UTF-8 decode ([`generate::tokenizer`]);
 //! * [`device`] — picking the MLX device (CPU, GPU);
+//! * [`memory`] — what MLX holds, and its buffer cache (bounded, cleared on demand);
 //! * [`error`] — [`EngineError`].
 //!
 //! ```no_run
@@ -34,6 +35,7 @@ pub mod cache;
 pub mod device;
 pub mod error;
 pub mod generate;
+pub mod memory;
 pub mod model;
 
 pub use error::EngineError;

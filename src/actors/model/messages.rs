@@ -26,6 +26,9 @@ pub struct ModelSettings {
     pub max_cache_bytes: u64,
     /// Tokens per prefill step.
     pub prefill_chunk: usize,
+    /// Most bytes of freed buffers MLX keeps for reuse (None: MLX's default); the
+    /// cache is also cleared whenever caches are dropped (eviction, deletion).
+    pub mlx_cache_limit: Option<u64>,
     pub scheduler: SchedulerConfig,
 }
 
@@ -81,6 +84,8 @@ pub struct EngineInfo {
     pub fingerprint: String,
     pub device: DeviceInfo,
     pub tokenizer: TextTokenizer,
+    /// Positions the model was trained for (its longest context).
+    pub max_positions: usize,
 }
 
 /// The scheduler's record, for the trace RPC.

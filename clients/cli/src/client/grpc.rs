@@ -232,6 +232,7 @@ impl ClusterClient for GrpcClient {
         &self,
         selector: &BTreeMap<String, String>,
     ) -> Result<Vec<ClusterInfo>, ClientError> {
+        // Every page (the daemon lists at most 1000 clusters per call).
         let clusters = self
             .inner
             .list_clusters(selector.clone())

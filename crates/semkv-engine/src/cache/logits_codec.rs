@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cache::codec::{
-    array_bytes, array_from_bytes, check_fingerprint, dtype_from_name, dtype_name, read_frame,
-    write_frame, CodecError,
+    array_bytes, array_from_bytes, check_fingerprint, dtype_from_name, dtype_name, dtype_size,
+    read_frame, write_frame, CodecError,
 };
 use crate::cache::ModelCache;
 
@@ -27,14 +27,6 @@ struct Header {
     tokens: usize,
     dtype: String,
     shape: Vec<i32>,
-}
-
-/// Bytes per element of the dtypes `dtype_from_name` accepts (float32, float16, bfloat16).
-fn dtype_size(dtype: mlx_rs::Dtype) -> usize {
-    match dtype {
-        mlx_rs::Dtype::Float32 => 4,
-        _ => 2,
-    }
 }
 
 /// Serializes `cache`'s next-token logits bound to `fingerprint` and the cache's
@@ -70,8 +62,11 @@ pub fn attach(
         )));
     }
     let dtype = dtype_from_name(&header.dtype)?;
-    let elements: i64 = header.shape.iter().map(|&d| d as i64).product();
-    if header.shape.len() != 2 || header.shape[0] != 1 || elements <= 0 {
+    let elements = match header.shape[..] {
+        [1, vocab] => i64::from(vocab),
+        _ => 0,
+    };
+    if elements <= 0 {
         return Err(CodecError::Corrupt(format!(
             "next-token logits have shape {:?}, expected [1, vocab]",
             header.shape

@@ -162,18 +162,25 @@ pub fn apply_delta(
             cache.len()
         )));
     }
+    let (Ok(from), Ok(to)) = (i32::try_from(header.from), i32::try_from(header.to)) else {
+        return Err(CodecError::Corrupt("delta spans too many tokens".into()));
+    };
     if header.layers.len() != cache.layers.len() {
         return Err(CodecError::Corrupt(
             "delta has a different layer count".into(),
         ));
     }
-    let (from, to) = (header.from as i32, header.to as i32);
     let mut reader = PayloadReader { payload, at: 0 };
     // Build the new layers aside, so a failure leaves `cache` as it was.
     let mut layers = Vec::with_capacity(cache.layers.len());
     for (layer, d) in cache.layers.iter().zip(&header.layers) {
         let part = reader.pair(d.tensors.as_ref())?;
         let stored = part.as_ref().map_or(0, |(k, _)| k.dim(2));
+        if let (Some((k, _)), Some(dtype)) = (&part, cache.dtype()) {
+            if k.dtype() != dtype {
+                return Err(CodecError::Corrupt("delta has another dtype".into()));
+            }
+        }
         let new_layer = match (layer, d.kind == Kind::Full) {
             (LayerCache::Full(c), true) => {
                 if d.start != from || stored != to - from {

@@ -88,6 +88,31 @@ pub(super) fn dtype_name(d: Dtype) -> Result<&'static str, CodecError> {
     })
 }
 
+/// Bytes per element of the dtypes [`dtype_from_name`] accepts.
+pub(super) fn dtype_size(dtype: Dtype) -> usize {
+    match dtype {
+        Dtype::Float32 => 4,
+        _ => 2,
+    }
+}
+
+/// Checks that `shape` is a `[batch, heads, tokens, dim]` of positive sizes whose
+/// elements fill exactly `bytes` (so no reader indexes or reshapes out of bounds).
+fn check_tensor(shape: &[i32], bytes: usize, dtype: Dtype) -> Result<(), CodecError> {
+    let elements = shape.iter().try_fold(1usize, |n, &d| {
+        usize::try_from(d)
+            .ok()
+            .filter(|&d| d > 0)
+            .and_then(|d| n.checked_mul(d))
+    });
+    match elements.and_then(|n| n.checked_mul(dtype_size(dtype))) {
+        Some(n) if shape.len() == 4 && n == bytes => Ok(()),
+        _ => Err(CodecError::Corrupt(format!(
+            "tensor of shape {shape:?} does not fill {bytes} bytes"
+        ))),
+    }
+}
+
 pub(super) fn dtype_from_name(s: &str) -> Result<Dtype, CodecError> {
     Ok(match s {
         "float32" => Dtype::Float32,
@@ -192,8 +217,9 @@ struct PayloadReader<'a> {
 impl<'a> PayloadReader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         let slice = self
-            .payload
-            .get(self.at..self.at + n)
+            .at
+            .checked_add(n)
+            .and_then(|end| self.payload.get(self.at..end))
             .ok_or_else(|| CodecError::Corrupt("payload too short".into()))?;
         self.at += n;
         Ok(slice)
@@ -205,6 +231,13 @@ impl<'a> PayloadReader<'a> {
             return Ok(None);
         };
         let dtype = dtype_from_name(&t.dtype)?;
+        check_tensor(&t.key_shape, t.key_bytes, dtype)?;
+        check_tensor(&t.value_shape, t.value_bytes, dtype)?;
+        if t.key_shape[2] != t.value_shape[2] {
+            return Err(CodecError::Corrupt(
+                "keys and values hold different token counts".into(),
+            ));
+        }
         let k = array_from_bytes(self.take(t.key_bytes)?, &t.key_shape, dtype)?;
         let v = array_from_bytes(self.take(t.value_bytes)?, &t.value_shape, dtype)?;
         Ok(Some((k, v)))
@@ -273,14 +306,44 @@ pub(super) fn check_fingerprint(found: String, expected: &str) -> Result<(), Cod
     Ok(())
 }
 
+/// Checks that a decoded layer is at the cache's `tokens` and stores exactly the
+/// tokens its kind keeps there (`stored`), in the cache's one `dtype`.
+fn check_layer(
+    l: &LayerHeader,
+    stored: i32,
+    tokens: usize,
+    dtype: &mut Option<String>,
+) -> Result<(), CodecError> {
+    let keeps = match (&l.kind, l.window) {
+        (Kind::Full, None) => l.offset,
+        (Kind::Rotating, Some(w)) if w > 0 => l.offset.min(w),
+        _ => return Err(CodecError::Corrupt("layer has a wrong window".into())),
+    };
+    if usize::try_from(l.offset).ok() != Some(tokens) || stored != keeps {
+        return Err(CodecError::Corrupt(format!(
+            "layer stores {stored} tokens at offset {} of a cache of {tokens}",
+            l.offset
+        )));
+    }
+    if let Some(t) = &l.tensors {
+        if dtype.get_or_insert_with(|| t.dtype.clone()) != &t.dtype {
+            return Err(CodecError::Corrupt("layers differ in dtype".into()));
+        }
+    }
+    Ok(())
+}
+
 /// Restores a cache, refusing one made by another model or damaged in any way.
 pub fn decode(bytes: &[u8], expected_fingerprint: &str) -> Result<ModelCache, CodecError> {
     let (header, payload): (Header, _) = read_frame(bytes, MAGIC, FORMAT_VERSION)?;
     check_fingerprint(header.fingerprint, expected_fingerprint)?;
     let mut reader = PayloadReader { payload, at: 0 };
     let mut layers = Vec::with_capacity(header.layers.len());
+    let mut dtype = None;
     for l in &header.layers {
         let (keys, values) = reader.pair(l.tensors.as_ref())?.unzip();
+        let stored = keys.as_ref().map_or(0, |k| k.dim(2));
+        check_layer(l, stored, header.tokens, &mut dtype)?;
         layers.push(match l.kind {
             Kind::Full => LayerCache::Full(FullCache {
                 keys,
