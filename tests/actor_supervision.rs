@@ -29,9 +29,11 @@ async fn append(actor: &ActorRef<ClusterMsg>, text: &str) -> usize {
         role: Role::User,
         text: text.into(),
     }];
+    let (client, _present) = tokio::sync::mpsc::unbounded_channel();
     ask(actor, |reply| ClusterMsg::Append {
         turns,
         format: TurnFormat::Chat,
+        client,
         reply,
     })
     .await

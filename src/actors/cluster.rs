@@ -16,7 +16,7 @@ use semkv_engine::generate::chat::{Role, Turn};
 use semkv_engine::generate::tokenizer::TextTokenizer;
 use semkv_engine::generate::GenerateOptions;
 
-use super::model::{ModelHandle, ModelMsg, OpOutcome, Restore, RunError, RunRequest};
+use super::model::{ForgetReason, ModelHandle, ModelMsg, OpOutcome, Restore, RunError, RunRequest};
 use super::registry::RegistryMsg;
 use super::work::{GenerateSpec, Op};
 use super::{ask, prompt, GenEvent, GenerationSummary, LoadReport, TurnFormat};
@@ -72,9 +72,12 @@ type Reply<T> = RpcReplyPort<Result<T, ServiceError>>;
 
 /// Messages of a cluster actor.
 pub enum ClusterMsg {
+    /// `client` closes when the requester is gone: the append is then cancelled and
+    /// not committed.
     Append {
         turns: Vec<Turn>,
         format: TurnFormat,
+        client: UnboundedSender<GenEvent>,
         reply: Reply<AppendReport>,
     },
     /// Streams [`GenEvent`]s to `events`, ending with [`GenEvent::Done`].
@@ -128,6 +131,7 @@ impl Actor for ClusterActor {
         if args.restarted {
             args.ctx.model.get().cast(ModelMsg::Forget {
                 cluster: args.id.clone(),
+                why: ForgetReason::Reset,
             })?;
         }
         Ok(ClusterState {
@@ -160,9 +164,10 @@ impl Actor for ClusterActor {
             ClusterMsg::Append {
                 turns,
                 format,
+                client,
                 reply,
             } => {
-                let _ = reply.send(state.append(turns, format).await);
+                let _ = reply.send(state.append(turns, format, client).await);
             }
             ClusterMsg::Generate {
                 params,
@@ -199,6 +204,15 @@ impl Actor for ClusterActor {
 
 /// The stop reason of a deleted cluster's actor (it is not restarted).
 pub const DELETED: &str = "deleted";
+
+/// The error of an operation whose client left before it was stored: nothing of it
+/// is committed (the model's copy of the cache, now ahead of the store, is reloaded on
+/// the next use).
+fn gone_before_commit() -> ServiceError {
+    ServiceError::Unavailable(
+        "the client went away before the operation was stored; nothing was committed".into(),
+    )
+}
 
 /// Updates the cache bookkeeping of `meta` for a cache write.
 fn account(meta: &mut ClusterMeta, kv: &KvWrite, load: &LoadReport) {
@@ -301,6 +315,7 @@ impl ClusterState {
         &mut self,
         turns: Vec<Turn>,
         format: TurnFormat,
+        client: UnboundedSender<GenEvent>,
     ) -> Result<AppendReport, ServiceError> {
         let before = self.meta.clone();
         let mut after = before.clone();
@@ -321,8 +336,12 @@ impl ClusterState {
             None
         } else {
             Some(
-                self.run(Op::Prefill { tokens }, None, before.wants_compaction())
-                    .await?,
+                self.run(
+                    Op::Prefill { tokens },
+                    Some(client.clone()),
+                    before.wants_compaction(),
+                )
+                .await?,
             )
         };
         let (segments, kv, load, prefill_time, queue_time) = match outcome {
@@ -338,6 +357,9 @@ impl ClusterState {
                 Duration::ZERO,
             ),
         };
+        if client.is_closed() {
+            return Err(gone_before_commit());
+        }
         after.turns += turns.len() as u64;
         after.segments += segments.len() as u64;
         account(&mut after, &kv, &load);
@@ -400,6 +422,9 @@ impl ClusterState {
         let output = outcome
             .output
             .ok_or_else(|| ServiceError::Internal("generation produced no result".into()))?;
+        if params.commit && events.is_closed() {
+            return Err(gone_before_commit());
+        }
         if params.commit || !matches!(outcome.kv, KvWrite::None) {
             let mut after = before.clone();
             let mut turns = Vec::new();
@@ -501,6 +526,7 @@ impl ClusterState {
         self.ctx.store.delete(self.id()).await?;
         let _ = self.ctx.model.get().cast(ModelMsg::Forget {
             cluster: self.id.clone(),
+            why: ForgetReason::Deleted,
         });
         let _ = self.ctx.registry.cast(RegistryMsg::Deleted {
             id: self.id.clone(),

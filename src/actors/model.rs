@@ -32,7 +32,8 @@ pub mod residency;
 pub mod supervisor;
 
 pub use messages::{
-    EngineInfo, ModelMsg, ModelSettings, OpOutcome, Restore, RunError, RunRequest, TraceSnapshot,
+    EngineInfo, ForgetReason, ModelMsg, ModelSettings, OpOutcome, Restore, RunError, RunRequest,
+    TraceSnapshot,
 };
 use residency::{Arrival, Residency};
 pub use supervisor::{supervise, ModelHandle, Supervised};
@@ -174,7 +175,7 @@ impl Actor for ModelActor {
                 }
                 let _ = reply.send(freed);
             }
-            ModelMsg::Forget { cluster } => state.forget(&cluster),
+            ModelMsg::Forget { cluster, why } => state.forget(&cluster, why),
             ModelMsg::Snapshot {
                 cluster,
                 expected_tokens,
@@ -233,7 +234,7 @@ impl ModelState {
             .any(|j| j.job.cluster.as_str() == cluster)
     }
 
-    fn forget(&mut self, cluster: &ClusterId) {
+    fn forget(&mut self, cluster: &ClusterId, why: ForgetReason) {
         let ids: Vec<JobId> = self
             .jobs
             .iter()
@@ -241,12 +242,13 @@ impl ModelState {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
+            let what = match why {
+                ForgetReason::Deleted => "deleted while this request ran",
+                ForgetReason::Reset => "reset while this request ran; retry",
+            };
             self.fail(
                 id,
-                ServiceError::Unavailable(format!(
-                    "cluster {:?} was reset while this request ran; retry",
-                    cluster.as_str()
-                )),
+                ServiceError::Unavailable(format!("cluster {:?} was {what}", cluster.as_str())),
             );
         }
         if self.residency.remove(cluster.as_str()) > 0 {
@@ -319,12 +321,11 @@ impl ModelState {
             .filter(|(_, j)| j.job.abandoned())
             .map(|(id, _)| *id)
             .collect();
+        // An abandoned in-place job leaves nothing behind either: failing it drops the
+        // cluster's cache (the store still has the state before it), so an operation
+        // whose client is gone is never committed.
         for id in abandoned {
-            if !self.jobs[&id].job.in_place() {
-                self.fail(id, ServiceError::Unavailable("the client went away".into()));
-            }
-            // In-place jobs finish their cancellation in their next step, which
-            // leaves the cache consistent with what is then stored.
+            self.fail(id, ServiceError::Unavailable("the client went away".into()));
         }
         let jobs = &self.jobs;
         let batch = self.scheduler.next_batch(

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::actors::cluster::{ClusterMsg, GenerateParams};
-use crate::actors::model::{ModelHandle, ModelMsg};
+use crate::actors::model::{ForgetReason, ModelHandle, ModelMsg};
 use crate::actors::registry::RegistryMsg;
 use crate::actors::{ask, SharedStatus};
 use crate::cluster_id::ClusterId;
@@ -161,7 +161,14 @@ impl SemKv for SemKvService {
         let r = request.into_inner();
         let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
         match self.actor(&id).await {
-            Ok(actor) => ask(&actor, |reply| ClusterMsg::Delete { reply }).await??,
+            Ok(actor) => {
+                // Running work on the cluster is cancelled rather than waited for.
+                let _ = self.model.get().cast(ModelMsg::Forget {
+                    cluster: id.clone(),
+                    why: ForgetReason::Deleted,
+                });
+                ask(&actor, |reply| ClusterMsg::Delete { reply }).await??
+            }
             // Its records cannot be read, so no actor can run it: remove them as they are.
             Err(ServiceError::DataLoss(reason)) => {
                 tracing::warn!(reason, "deleting a cluster with damaged records");
@@ -169,7 +176,10 @@ impl SemKv for SemKvService {
                     .delete(id.as_str())
                     .await
                     .map_err(ServiceError::from)?;
-                let _ = self.model.get().cast(ModelMsg::Forget { cluster: id });
+                let _ = self.model.get().cast(ModelMsg::Forget {
+                    cluster: id,
+                    why: ForgetReason::Deleted,
+                });
             }
             Err(e) => return Err(e.into()),
         }
@@ -188,9 +198,13 @@ impl SemKv for SemKvService {
         let format = validate::format("format", r.format)?;
         let _permit = self.admit()?;
         let actor = self.actor(&id).await?;
+        // Held until the reply: if the client goes away (or its deadline passes) first,
+        // tonic drops this future, the channel closes and the append is not committed.
+        let (client, _client_present) = mpsc::unbounded_channel();
         let report = ask(&actor, |reply| ClusterMsg::Append {
             turns,
             format,
+            client,
             reply,
         })
         .await??;

@@ -106,9 +106,10 @@ pub enum ModelMsg {
         reply: RpcReplyPort<u64>,
     },
     /// Forget everything about a cluster (deleted, or its actor restarted): cancel its
-    /// jobs and drop its cache.
+    /// jobs (they fail with UNAVAILABLE saying `why`) and drop its cache.
     Forget {
         cluster: ClusterId,
+        why: ForgetReason,
     },
     /// A full snapshot of a cluster's cache if it is in memory and holds
     /// `expected_tokens`.
@@ -131,4 +132,13 @@ pub enum ModelMsg {
         limit: usize,
         reply: RpcReplyPort<TraceSnapshot>,
     },
+}
+
+/// Why the model forgets a cluster ([`ModelMsg::Forget`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForgetReason {
+    /// The cluster is being deleted.
+    Deleted,
+    /// Its actor restarted; its in-memory state may be ahead of the store.
+    Reset,
 }
