@@ -7,13 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ractor::Actor;
-use tonic::transport::server::TcpIncoming;
 use tower::util::MapResponseLayer;
 
 use crate::actors::model::{self, ModelArgs, ModelMsg, ModelSettings};
 use crate::actors::registry::{Registry, RegistryArgs};
 use crate::actors::{ask, SharedStatus};
-use crate::api::{limits, SemKvService, ServerFacts};
+use crate::api::{connections, limits, SemKvService, ServerFacts};
 use crate::daemon_config::DaemonConfig;
 use crate::error::ServiceError;
 use crate::proto::sem_kv_server::SemKvServer;
@@ -21,6 +20,9 @@ use crate::scheduler::SchedulerConfig;
 use crate::store::Store;
 use semkv_engine::model::loader::load_engine;
 use semkv_engine::LoadOptions;
+
+/// Concurrent requests (HTTP/2 streams) one connection may carry.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// How often orphaned cache blobs are looked for while serving (they only appear when
 /// a write fails between its blob and its record; the store also collects at start).
@@ -196,6 +198,10 @@ pub async fn serve(
     });
     let mut server_stop = stop_rx.clone();
     let server = tonic::transport::Server::builder()
+        // Dead peers are noticed (and their connection slots freed) by keep-alive pings.
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         // An oversized or malformed request: RESOURCE_EXHAUSTED / INVALID_ARGUMENT,
         // not tonic's OUT_OF_RANGE / INTERNAL (api/limits.rs).
         .layer(MapResponseLayer::new(limits::rewrite_decode_status))
@@ -210,7 +216,7 @@ pub async fn serve(
         // Streamed tokens go out at once: without TCP_NODELAY a small message can wait
         // for the peer's delayed ACK (~40 ms measured on the first token).
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            connections::incoming(listener, config.max_connections),
             async move {
                 let _ = server_stop.wait_for(|stop| *stop).await;
                 tracing::info!("shutting down: no new requests; draining running ones");

@@ -105,6 +105,10 @@ pub struct Cli {
     /// How long to wait for running requests on shutdown, e.g. 30s [default: 30s].
     #[arg(long, env = "SEMKV_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<String>,
+    /// Most client connections open at once; more wait in the listen backlog until
+    /// one closes [default: 1024].
+    #[arg(long, env = "SEMKV_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Most tokens one cluster may hold (0: the model's positions, also the upper
     /// bound); requests past it get OUT_OF_RANGE before any work [default: 0].
     #[arg(long, env = "SEMKV_MAX_CONTEXT_TOKENS")]
@@ -163,6 +167,7 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     drain_timeout: Option<String>,
     max_context_tokens: Option<usize>,
+    max_connections: Option<usize>,
     mlx_cache_bytes: Option<SizeValue>,
     max_store_bytes: Option<SizeValue>,
     min_free_bytes: Option<SizeValue>,
@@ -187,6 +192,8 @@ pub struct DaemonConfig {
     pub drain_timeout: Duration,
     /// Most tokens per cluster (0: the model's positions).
     pub max_context_tokens: usize,
+    /// Most client connections at once.
+    pub max_connections: usize,
     /// Most bytes of MLX's buffer cache.
     pub mlx_cache_bytes: u64,
     /// Budget, reserve and permissions of the store.
@@ -278,6 +285,9 @@ impl DaemonConfig {
         if decode_weight == 0 {
             return Err(invalid("decode_weight", "must be at least 1"));
         }
+        if cli.max_connections.or(file.max_connections) == Some(0) {
+            return Err(invalid("max_connections", "must be at least 1"));
+        }
         let max_batch = cli.max_batch.or(file.max_batch).unwrap_or(16);
         if max_batch == 0 {
             return Err(invalid("max_batch", "must be at least 1"));
@@ -306,6 +316,7 @@ impl DaemonConfig {
                 .max_context_tokens
                 .or(file.max_context_tokens)
                 .unwrap_or(0),
+            max_connections: cli.max_connections.or(file.max_connections).unwrap_or(1024),
             mlx_cache_bytes: size(
                 "mlx_cache_bytes",
                 &cli.mlx_cache_bytes,

@@ -91,3 +91,66 @@ async fn the_model_positions_bound_the_limit() {
     assert_eq!(tokens_of(&mut c, "big").await, 0);
     daemon.kill9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_wait_and_sigterm_is_not_held_by_idle_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        dir.path(),
+        &["--max-connections", "2", "--drain-timeout", "2s"],
+    );
+    let mut c = daemon.client().await;
+    create(&mut c, "x").await;
+    // A second connection that never says anything takes the last slot.
+    let idle = std::net::TcpStream::connect(&daemon.addr).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", daemon.addr))
+        .unwrap()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .timeout(std::time::Duration::from_secs(1));
+    let third = async {
+        let channel = endpoint.connect().await?;
+        semkv::proto::sem_kv_client::SemKvClient::new(channel)
+            .get_cluster(proto::GetClusterRequest {
+                cluster_id: "x".into(),
+            })
+            .await
+            .map_err(|s| Box::new(s) as Box<dyn std::error::Error + Send + Sync>)
+            .map(|_| ())
+    };
+    let result: Result<(), Box<dyn std::error::Error + Send + Sync>> =
+        tokio::time::timeout(std::time::Duration::from_secs(3), third)
+            .await
+            .unwrap_or_else(|_| Err("timed out".into()));
+    assert!(
+        result.is_err(),
+        "a third connection was served past the cap of 2"
+    );
+    // The first connection still works, and once the idle one closes a new one does.
+    create(&mut c, "y").await;
+    drop(idle);
+    let mut served = false;
+    for _ in 0..50 {
+        if let Ok(channel) = endpoint.connect().await {
+            let mut fresh = semkv::proto::sem_kv_client::SemKvClient::new(channel);
+            if fresh
+                .get_cluster(proto::GetClusterRequest {
+                    cluster_id: "y".into(),
+                })
+                .await
+                .is_ok()
+            {
+                served = true;
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(served, "a connection was not served after a slot was freed");
+    // SIGTERM with an idle client still connected: a clean exit within the drain time.
+    let _still_open = std::net::TcpStream::connect(&daemon.addr).unwrap();
+    assert!(
+        daemon.terminate(),
+        "SIGTERM did not stop the daemon cleanly"
+    );
+}

@@ -1,6 +1,7 @@
 //! The gRPC surface (tonic): validation, admission, status codes, conversions. The
 //! work is done by the actors; reads of cluster metadata come from the store.
 
+pub mod connections;
 pub mod convert;
 pub mod limits;
 pub mod paging;
