@@ -752,7 +752,12 @@ async fn health_and_reflection_work_without_proto_files() {
         panic!("unexpected reflection response");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in ["semkv.v1.SemKv", "grpc.health.v1.Health"] {
+    for expected in [
+        "semkv.v1.SemKv",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
         assert!(names.iter().any(|n| n == expected), "{names:?}");
     }
 }

@@ -47,14 +47,14 @@
 
 mod blobs;
 mod envelope;
+mod integrity;
 mod keys;
 mod manifest;
 mod records;
 mod repair;
 mod space;
+mod write;
 
-use std::collections::HashSet;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -64,8 +64,9 @@ use semkv_engine::generate::chat::Turn;
 
 pub use blobs::{BlobDir, BlobError, BlobRef};
 use envelope::{unwrap, wrap, Kind};
-use keys::{key, Rec, Seq, CACHE_PREFIX, COMMITS_KEY, META_PREFIX, MODEL_KEY};
-use manifest::{id_digest, Manifest};
+use integrity::{check_manifest, open_sled, panic_message, scan_manifest};
+use keys::{key, Rec, Seq, META_PREFIX, MODEL_KEY};
+use manifest::Manifest;
 pub use records::{CacheIndex, ClusterMeta, KvWrite, Segment, StoredCache};
 pub use repair::{repair, RepairReport};
 pub use space::{Permissions, StoreOptions};
@@ -159,36 +160,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .expect("store file work does not panic")
 }
 
-/// Opens sled at `path`; a panic inside sled (it panics on some damaged files) is
-/// reported as [`StoreError::Unreadable`].
-fn open_sled(path: &Path) -> Result<sled::Db> {
-    let opened = catch_unwind(AssertUnwindSafe(|| {
-        sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-    }));
-    match opened {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(e)) => Err(StoreError::Unreadable {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        }),
-        Err(panic) => Err(StoreError::Unreadable {
-            path: path.to_owned(),
-            reason: format!("sled panicked: {}", panic_message(&panic)),
-        }),
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "unknown panic".into())
-}
-
 impl Store {
     /// Opens (or creates) the store in `dir` with default options.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -259,21 +230,6 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a new cluster; [`StoreError::Exists`] if the id is taken.
-    pub async fn create(&self, meta: &ClusterMeta) -> Result<()> {
-        self.check_space(0)?;
-        let mut state = self.manifest.lock().await;
-        let (meta_key, value) = (key(&meta.id, Rec::Meta), encode_json(Kind::Meta, meta));
-        self.acknowledge_with(&mut state, Some((&meta.id, true)), |commits| {
-            insert_new(&self.db, &meta_key, &meta.id, |tx| {
-                tx.insert(meta_key.as_slice(), value.as_slice())?;
-                tx.insert(COMMITS_KEY, commits.as_slice())?;
-                Ok(())
-            })
-        })
-        .await
-    }
-
     /// A cluster's metadata, if it exists.
     pub fn meta(&self, id: &str) -> Result<Option<ClusterMeta>> {
         let key = key(id, Rec::Meta);
@@ -298,189 +254,6 @@ impl Store {
             }
         }
         Ok((good, damaged))
-    }
-
-    /// Records an operation atomically and durably: the new `segments` and `turns`
-    /// (numbered from `before`'s counters), the cache change `kv` (its blobs written
-    /// first) and the metadata `after`. Refused with [`StoreError::Full`] when it
-    /// would outgrow the store's budget or the disk.
-    pub async fn commit(
-        &self,
-        before: &ClusterMeta,
-        after: &ClusterMeta,
-        segments: &[Segment],
-        turns: &[Turn],
-        kv: KvWrite,
-    ) -> Result<()> {
-        let id = after.id.clone();
-        let incoming = kv.byte_len() as u64
-            + segments
-                .iter()
-                .map(|s| 4 * s.tokens.len() as u64)
-                .sum::<u64>()
-            + turns.iter().map(|t| t.text.len() as u64).sum::<u64>();
-        self.check_space(incoming)?;
-        let old = self.cache_index(&id).unwrap_or_else(|e| {
-            tracing::warn!(cluster = id, error = %e, "cache index damaged; replacing it");
-            None
-        });
-        let (index, written) = self
-            .write_blobs(&id, old.clone().unwrap_or_default(), kv)
-            .await?;
-        let mut batch = sled::Batch::default();
-        for (i, s) in segments.iter().enumerate() {
-            batch.insert(
-                key(&id, Rec::One(Seq::Segment, before.segments + i as u64)),
-                wrap(Kind::Segment, &s.encode()),
-            );
-        }
-        for (i, t) in turns.iter().enumerate() {
-            batch.insert(
-                key(&id, Rec::One(Seq::Turn, before.turns + i as u64)),
-                encode_json(Kind::Turn, t),
-            );
-        }
-        if !written.is_empty() {
-            batch.insert(key(&id, Rec::Cache), encode_json(Kind::Index, &index));
-        }
-        batch.insert(key(&id, Rec::Meta), encode_json(Kind::Meta, after));
-        let mut state = self.manifest.lock().await;
-        if let Err(e) = self.acknowledge(&mut state, batch, None).await {
-            drop(state);
-            if written.is_empty() {
-                return Err(e);
-            }
-            // Blobs the database does not name are removed now; if the batch was
-            // applied (only its flush failed) they are needed and stay.
-            if self.cache_index(&id).ok().flatten().as_ref() != Some(&index) {
-                self.remove_blobs(written.iter().map(|b| b.name.clone()).collect())
-                    .await;
-            }
-            return Err(e);
-        }
-        drop(state);
-        if let Some(old) = old {
-            let keep: HashSet<&str> = index.blobs().map(|b| b.name.as_str()).collect();
-            let gone = old
-                .blobs()
-                .filter(|b| !keep.contains(b.name.as_str()))
-                .map(|b| b.name.clone())
-                .collect();
-            self.remove_blobs(gone).await;
-        }
-        Ok(())
-    }
-
-    /// Writes the blobs of `kv` for cluster `id`; returns the index after it and the
-    /// blobs written (removed again if writing fails part way).
-    async fn write_blobs(
-        &self,
-        id: &str,
-        mut index: CacheIndex,
-        kv: KvWrite,
-    ) -> Result<(CacheIndex, Vec<BlobRef>)> {
-        let (part, bytes, logits) = match kv {
-            KvWrite::None => return Ok((index, Vec::new())),
-            KvWrite::Delta { kv, next_logits } => ('k', kv, next_logits),
-            KvWrite::Snapshot { kv, next_logits } => ('b', kv, next_logits),
-        };
-        let names = (
-            keys::blob_name(id, self.db.generate_id()?, part),
-            keys::blob_name(id, self.db.generate_id()?, 'l'),
-        );
-        let blobs = self.blobs.clone();
-        let written = blocking(move || -> std::io::Result<Vec<BlobRef>> {
-            let mut written = vec![blobs.write(&names.0, &bytes)?];
-            if let Some(logits) = logits {
-                match blobs.write(&names.1, &logits) {
-                    Ok(b) => written.push(b),
-                    Err(e) => {
-                        let _ = blobs.remove(&names.0);
-                        return Err(e);
-                    }
-                }
-            }
-            Ok(written)
-        })
-        .await
-        .map_err(|e| self.io_error(e))?;
-        let added: u64 = written.iter().map(|b| b.len).sum();
-        self.blob_bytes.fetch_add(added, Ordering::Relaxed);
-        let mut parts = written.iter().cloned();
-        let blob = parts.next().expect("one blob written");
-        if part == 'b' {
-            index.base = Some(blob);
-            index.deltas.clear();
-        } else {
-            index.deltas.push(blob);
-        }
-        index.logits = parts.next();
-        Ok((index, written))
-    }
-
-    /// Applies `batch` plus the next commit count atomically, flushes, and records the
-    /// write in the manifest (see [`Store::acknowledge_with`]).
-    async fn acknowledge(
-        &self,
-        state: &mut Manifest,
-        mut batch: sled::Batch,
-        added: Option<(&str, bool)>,
-    ) -> Result<()> {
-        self.acknowledge_with(state, added, |commits| {
-            batch.insert(COMMITS_KEY, commits);
-            Ok(self.db.apply_batch(batch)?)
-        })
-        .await
-    }
-
-    /// Runs `apply`, which must write its changes and the given encoded commit count
-    /// (under `x/commits`) in ONE atomic sled write — a cluster added or removed
-    /// without its count would look like a lost cluster at the next open — then
-    /// flushes and records the write in the manifest. `added` says whether a cluster id
-    /// was added (`true`) or removed; `state` is the held manifest lock.
-    async fn acknowledge_with(
-        &self,
-        state: &mut Manifest,
-        added: Option<(&str, bool)>,
-        apply: impl FnOnce(Vec<u8>) -> Result<()>,
-    ) -> Result<()> {
-        let mut next = *state;
-        next.commits += 1;
-        if let Some((id, added)) = added {
-            next.digest ^= id_digest(id);
-            next.clusters = if added {
-                next.clusters + 1
-            } else {
-                next.clusters.saturating_sub(1)
-            };
-        }
-        apply(encode_json(Kind::Info, &next.commits))?;
-        *state = next;
-        self.db.flush_async().await?;
-        let (dir, mode) = (self.dir.clone(), self.options.permissions.file_mode());
-        blocking(move || manifest::write(&dir, &next, mode))
-            .await
-            .map_err(|e| self.io_error(e))?;
-        Ok(())
-    }
-
-    /// An I/O error, as [`StoreError::Full`] when the disk is full.
-    fn io_error(&self, e: std::io::Error) -> StoreError {
-        if space::is_out_of_space(&e) {
-            StoreError::Full(format!(
-                "no space left on the device of {}: {e}; free space (or delete clusters) and retry",
-                self.dir.display()
-            ))
-        } else {
-            StoreError::Io(e)
-        }
-    }
-
-    /// Refuses a write of about `incoming` bytes that would take the store past
-    /// `--max-store-bytes` or leave less than `--min-free-bytes` on its disk.
-    fn check_space(&self, incoming: u64) -> Result<()> {
-        space::check(&self.options, &self.dir, self.size_on_disk(), incoming)
-            .map_err(StoreError::Full)
     }
 
     /// The cache index of a cluster (None when it has no stored cache).
@@ -544,92 +317,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes a cluster, all its records and blobs. Works whatever state its records
-    /// are in (nothing is decoded), and whatever the budget.
-    pub async fn delete(&self, id: &str) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for k in self.db.scan_prefix(key(id, Rec::Data)).keys() {
-            batch.remove(k?);
-        }
-        batch.remove(key(id, Rec::Cache));
-        batch.remove(key(id, Rec::Meta));
-        let mut state = self.manifest.lock().await;
-        let existed = self.db.contains_key(key(id, Rec::Meta))?;
-        self.acknowledge(&mut state, batch, existed.then_some((id, false)))
-            .await?;
-        drop(state);
-        let prefix = keys::blob_prefix(id);
-        let names = self
-            .blobs
-            .names()?
-            .into_iter()
-            .filter(|n| n.starts_with(&prefix))
-            .collect();
-        self.remove_blobs(names).await;
-        Ok(())
-    }
-
-    /// Copies cluster `from` (all records; its blobs as new names of the same files)
-    /// to a new cluster described by `to`; [`StoreError::Exists`] if `to.id` is taken.
-    pub async fn copy(&self, from: &str, to: &ClusterMeta) -> Result<()> {
-        self.check_space(0)?;
-        let from_prefix = key(from, Rec::Data);
-        let to_prefix = key(&to.id, Rec::Data);
-        let mut records = Vec::new();
-        for item in self.db.scan_prefix(&from_prefix) {
-            let (k, v) = item?;
-            let mut key = to_prefix.clone();
-            key.extend_from_slice(&k[from_prefix.len()..]);
-            records.push((key, v.to_vec()));
-        }
-        let mut linked = Vec::new();
-        if let Ok(Some(index)) = self.cache_index(from) {
-            let mut copy = CacheIndex::default();
-            let mut link = |b: &BlobRef| -> Result<BlobRef> {
-                let name = keys::blob_name(&to.id, self.db.generate_id()?, part_of(&b.name));
-                let r = self.blobs.link(b, &name).map_err(|e| self.io_error(e))?;
-                linked.push(name);
-                Ok(r)
-            };
-            let result = (|| -> Result<()> {
-                copy.base = index.base.as_ref().map(&mut link).transpose()?;
-                for d in &index.deltas {
-                    copy.deltas.push(link(d)?);
-                }
-                copy.logits = index.logits.as_ref().map(&mut link).transpose()?;
-                Ok(())
-            })();
-            if let Err(e) = result {
-                self.remove_blobs(linked).await;
-                return Err(e);
-            }
-            records.push((key(&to.id, Rec::Cache), encode_json(Kind::Index, &copy)));
-        }
-        let to_meta = encode_json(Kind::Meta, to);
-        let to_key = key(&to.id, Rec::Meta);
-        let mut state = self.manifest.lock().await;
-        let result = self
-            .acknowledge_with(&mut state, Some((&to.id, true)), |commits| {
-                insert_new(&self.db, &to_key, &to.id, |tx| {
-                    for (k, v) in &records {
-                        tx.insert(k.as_slice(), v.as_slice())?;
-                    }
-                    tx.insert(to_key.as_slice(), to_meta.as_slice())?;
-                    tx.insert(COMMITS_KEY, commits.as_slice())?;
-                    Ok(())
-                })
-            })
-            .await;
-        drop(state);
-        if let Err(e) = result {
-            if matches!(e, StoreError::Exists(_)) {
-                self.remove_blobs(linked).await;
-            }
-            return Err(e);
-        }
-        Ok(())
-    }
-
     /// Number of clusters.
     pub fn count(&self) -> usize {
         self.db.scan_prefix(META_PREFIX).count()
@@ -645,162 +332,6 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0) + self.blob_bytes.load(Ordering::Relaxed)
     }
-
-    /// Removes blob files no cache index names and older than `min_age` (a younger
-    /// one may belong to a write in progress); returns the files and bytes removed.
-    pub fn collect_orphans(&self, min_age: Duration) -> Result<(usize, u64)> {
-        let mut referenced = HashSet::new();
-        for item in self.db.scan_prefix(CACHE_PREFIX) {
-            let (k, v) = item?;
-            match decode_json::<CacheIndex>(Kind::Index, &k, &v) {
-                Ok(index) => referenced.extend(index.blobs().map(|b| b.name.clone())),
-                // Its cache is rebuilt from segments anyway; its blobs can go.
-                Err(e) => tracing::warn!(error = %e, "damaged cache index"),
-            }
-        }
-        let (files, bytes) = self.blobs.collect(|n| referenced.contains(n), min_age)?;
-        self.blob_bytes.fetch_sub(
-            bytes.min(self.blob_bytes.load(Ordering::Relaxed)),
-            Ordering::Relaxed,
-        );
-        Ok((files, bytes))
-    }
-
-    /// Collects orphaned blobs every `every` (see [`Store::collect_orphans`]) until the
-    /// runtime stops.
-    pub fn collect_garbage(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let s = store.clone();
-                match blocking(move || s.collect_orphans(every)).await {
-                    Ok((0, _)) => {}
-                    Ok((files, bytes)) => {
-                        tracing::info!(files, bytes, "removed orphaned cache blobs")
-                    }
-                    Err(e) => tracing::warn!(error = %e, "orphan collection failed"),
-                }
-            }
-        })
-    }
-
-    async fn remove_blobs(&self, names: Vec<String>) {
-        if names.is_empty() {
-            return;
-        }
-        let blobs = self.blobs.clone();
-        let freed = blocking(move || {
-            let mut freed = 0;
-            for name in names {
-                let len = std::fs::metadata(blobs.path().join(&name)).map_or(0, |m| m.len());
-                match blobs.remove(&name) {
-                    Ok(()) => freed += len,
-                    Err(e) => tracing::warn!(blob = name, error = %e, "cannot remove a blob; it is collected later"),
-                }
-            }
-            freed
-        })
-        .await;
-        let now = self.blob_bytes.load(Ordering::Relaxed);
-        self.blob_bytes
-            .store(now.saturating_sub(freed), Ordering::Relaxed);
-    }
-
-    /// Removes the cache records of builds before blob files; those clusters' caches
-    /// are rebuilt from their segments on first use.
-    fn drop_legacy_cache_records(&self) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
-        for k in self.db.scan_prefix(b"d/").keys() {
-            let k = k?;
-            if keys::is_legacy_cache_key(&k) {
-                batch.remove(k);
-                n += 1;
-            }
-        }
-        if n > 0 {
-            self.db.apply_batch(batch)?;
-            self.db.flush()?;
-            tracing::info!(records = n, "removed cache records of an earlier store layout; caches are rebuilt from their token logs on first use");
-        }
-        Ok(())
-    }
-}
-
-/// Runs `write` in a sled transaction unless `key` exists ([`StoreError::Exists`]
-/// naming `id`).
-fn insert_new(
-    db: &sled::Db,
-    key: &[u8],
-    id: &str,
-    write: impl Fn(
-        &sled::transaction::TransactionalTree,
-    ) -> sled::transaction::ConflictableTransactionResult<(), ()>,
-) -> Result<()> {
-    let result = db.transaction(|tx| {
-        if tx.get(key)?.is_some() {
-            return sled::transaction::abort(());
-        }
-        write(tx)
-    });
-    match result {
-        Ok(()) => Ok(()),
-        Err(sled::transaction::TransactionError::Abort(())) => {
-            Err(StoreError::Exists(id.to_owned()))
-        }
-        Err(sled::transaction::TransactionError::Storage(e)) => Err(e.into()),
-    }
-}
-
-/// The part letter of a blob name (`b`, `k` or `l`).
-fn part_of(name: &str) -> char {
-    name.chars().last().unwrap_or('k')
-}
-
-/// What `db` holds, as a manifest: its commit count, clusters and id digest.
-fn scan_manifest(db: &sled::Db) -> Result<Manifest> {
-    let commits = db
-        .get(COMMITS_KEY)?
-        .map(|v| decode_json(Kind::Info, COMMITS_KEY, &v))
-        .transpose()?
-        .unwrap_or(0);
-    let mut found = Manifest {
-        commits,
-        ..Default::default()
-    };
-    for k in db.scan_prefix(META_PREFIX).keys() {
-        let k = k?;
-        found.clusters += 1;
-        found.digest ^= id_digest(&String::from_utf8_lossy(&k[META_PREFIX.len()..]));
-    }
-    Ok(found)
-}
-
-/// Refuses a database that holds less than `recorded` says was acknowledged.
-fn check_manifest(path: &Path, recorded: &Manifest, found: &Manifest) -> Result<()> {
-    let what = if found.commits < recorded.commits {
-        format!(
-            "the manifest records {} writes, the database {}",
-            recorded.commits, found.commits
-        )
-    } else if found.commits == recorded.commits
-        && (found.clusters, found.digest) != (recorded.clusters, recorded.digest)
-    {
-        format!(
-            "the manifest records {} clusters, the database holds {} (or other ones)",
-            recorded.clusters, found.clusters
-        )
-    } else {
-        // Equal, or writes the manifest missed (a crash between flush and manifest).
-        return Ok(());
-    };
-    Err(StoreError::RolledBack {
-        path: path.to_owned(),
-        what,
-    })
 }
 
 #[cfg(test)]

