@@ -11,16 +11,6 @@ use std::time::Duration;
 use common::*;
 use semkv::proto;
 
-async fn tokens_of(c: &mut Client, id: &str) -> u64 {
-    c.get_cluster(proto::GetClusterRequest {
-        cluster_id: id.into(),
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .cache_tokens
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_past_its_deadline_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -28,7 +18,7 @@ async fn an_append_past_its_deadline_commits_nothing() {
     let mut c = daemon.client().await;
     create(&mut c, "a").await;
     append(&mut c, "a", "a short start").await;
-    let before = tokens_of(&mut c, "a").await;
+    let before = cache_tokens(&mut c, "a").await;
 
     // ~3,500 tokens of prefill take far longer than 20 ms.
     let mut request = tonic::Request::new(proto::AppendTurnsRequest {
@@ -60,7 +50,7 @@ async fn an_append_past_its_deadline_commits_nothing() {
     daemon.kill9();
     let daemon = Daemon::start(dir.path(), &[]);
     let mut c = daemon.client().await;
-    assert_eq!(tokens_of(&mut c, "a").await, r.total_tokens);
+    assert_eq!(cache_tokens(&mut c, "a").await, r.total_tokens);
     assert_eq!(
         summary(&mut c, greedy("a", 6, false)).await.tokens,
         s.tokens
@@ -75,7 +65,7 @@ async fn a_dropped_commit_generation_commits_nothing() {
     let mut c = daemon.client().await;
     create(&mut c, "g").await;
     append(&mut c, "g", &text(30, 1)).await;
-    let before = tokens_of(&mut c, "g").await;
+    let before = cache_tokens(&mut c, "g").await;
     let mut stream = c
         .generate(greedy("g", 2000, true))
         .await

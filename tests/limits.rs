@@ -8,16 +8,6 @@ mod common;
 use common::*;
 use semkv::proto;
 
-async fn tokens_of(c: &mut Client, id: &str) -> u64 {
-    c.get_cluster(proto::GetClusterRequest {
-        cluster_id: id.into(),
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .cache_tokens
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_cannot_grow_past_its_context_limit() {
     let dir = tempfile::tempdir().unwrap();
@@ -25,7 +15,7 @@ async fn a_cluster_cannot_grow_past_its_context_limit() {
     let mut c = daemon.client().await;
     create(&mut c, "small").await;
     append(&mut c, "small", &text(20, 1)).await;
-    let held = tokens_of(&mut c, "small").await;
+    let held = cache_tokens(&mut c, "small").await;
     assert!(held > 0 && held < 200);
 
     // An append that would cross the limit.
@@ -40,7 +30,11 @@ async fn a_cluster_cannot_grow_past_its_context_limit() {
     assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
     assert!(err.message().starts_with("turns:"), "{}", err.message());
     assert!(err.message().contains("limit of 200"), "{}", err.message());
-    assert_eq!(tokens_of(&mut c, "small").await, held, "nothing committed");
+    assert_eq!(
+        cache_tokens(&mut c, "small").await,
+        held,
+        "nothing committed"
+    );
 
     // A generation whose max_tokens would cross it (committed or not).
     for commit in [true, false] {
@@ -63,7 +57,7 @@ async fn a_cluster_cannot_grow_past_its_context_limit() {
             err.message()
         );
     }
-    assert_eq!(tokens_of(&mut c, "small").await, held);
+    assert_eq!(cache_tokens(&mut c, "small").await, held);
 
     // Within the limit everything works as before.
     let s = summary(&mut c, greedy("small", 8, true)).await;
@@ -88,7 +82,7 @@ async fn the_model_positions_bound_the_limit() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
     assert!(err.message().contains("limit of 4096"), "{}", err.message());
-    assert_eq!(tokens_of(&mut c, "big").await, 0);
+    assert_eq!(cache_tokens(&mut c, "big").await, 0);
     daemon.kill9();
 }
 

@@ -102,6 +102,17 @@ pub fn user(text: &str) -> proto::Turn {
     }
 }
 
+/// Tokens in a cluster's cache, as the daemon reports them.
+pub async fn cache_tokens(c: &mut Client, id: &str) -> u64 {
+    c.get_cluster(proto::GetClusterRequest {
+        cluster_id: id.into(),
+    })
+    .await
+    .expect("get cluster")
+    .into_inner()
+    .cache_tokens
+}
+
 pub async fn create(c: &mut Client, id: &str) -> proto::Cluster {
     c.create_cluster(proto::CreateClusterRequest {
         cluster_id: id.into(),
