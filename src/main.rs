@@ -63,6 +63,13 @@ fn repair(data_dir: &std::path::Path, options: StoreOptions) -> ExitCode {
             for (id, why) in &report.caches_dropped {
                 println!("kept {id}; its cache is rebuilt from its token log on first use ({why})");
             }
+            if !report.leftovers.is_empty() {
+                println!(
+                    "removed the leftover cache files of {} deleted clusters ({})",
+                    report.leftovers.len(),
+                    report.leftovers.join(", ")
+                );
+            }
             for id in &report.older {
                 println!(
                     "OLDER {id}: its records are older than its last write (cache blobs of it that they do not name): its latest turns may be gone"

@@ -31,6 +31,9 @@ pub struct RepairReport {
     pub lost: Vec<(String, String)>,
     /// Further clusters the manifest recorded that nothing names any more.
     pub lost_unnamed: u64,
+    /// Clusters with blob files but no records, while the manifest accounts for every
+    /// cluster: leftovers of an interrupted delete (their files are removed).
+    pub leftovers: Vec<String>,
     /// Kept clusters whose records look older than what was written last (cache blobs
     /// of theirs that their records do not name): their latest turns may be gone.
     pub older: Vec<String>,
@@ -90,11 +93,20 @@ pub fn repair(dir: &Path, options: StoreOptions) -> Result<RepairReport> {
         .collect();
     orphaned.sort();
     orphaned.dedup();
-    for id in orphaned {
-        report.lost.push((
-            id,
-            "its records are gone from the database; only its cache blobs remain".into(),
-        ));
+    // Blobs whose cluster has no records: leftovers of a delete interrupted between
+    // its records and its files — unless the manifest counts more clusters than the
+    // database named, then they may be all that is left of lost ones.
+    let named = (report.kept.len() + report.caches_dropped.len() + report.lost.len()) as u64;
+    let missing = recorded.map_or(0, |m| m.clusters.saturating_sub(named));
+    if missing == 0 {
+        report.leftovers = orphaned;
+    } else {
+        for id in orphaned {
+            report.lost.push((
+                id,
+                "its records are gone from the database; only its cache blobs remain".into(),
+            ));
+        }
     }
     if let Some(recorded) = recorded {
         let named = (report.kept.len() + report.caches_dropped.len() + report.lost.len()) as u64;

@@ -35,6 +35,10 @@
 //! kill or hung (no answer in 60 s), blob files are left, or the data directory ends
 //! more than 8 MiB over the empty store; 2 when the soak could not run (e.g. a restart
 //! failed: the data directory and the logs are kept).
+//!
+//! (About 780 lines: one tool whose parts — the client loops with their bookkeeping of
+//! acknowledged operations, the checks after each restart, and the report — share that
+//! bookkeeping; it is a tool to run for hours, kept in one file to read top to bottom.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

@@ -79,8 +79,8 @@ pub fn build_semkvd(workspace: &Path, release: bool) -> std::io::Result<PathBuf>
 }
 
 /// Looks for `semkvd` next to the running executable (where cargo puts the binaries
-/// of a workspace; from a test or bench binary in `target/<profile>/deps`, one level
-/// up), then on `PATH`.
+/// of a workspace; from a test, bench or example binary in `target/<profile>/deps` or
+/// `.../examples`, one level up), then on `PATH`.
 pub fn search_semkvd() -> Option<PathBuf> {
     let name = format!("semkvd{}", std::env::consts::EXE_SUFFIX);
     let exe = std::env::current_exe().ok();
@@ -89,7 +89,10 @@ pub fn search_semkvd() -> Option<PathBuf> {
         if candidate.is_file() {
             return Some(candidate);
         }
-        if dir.file_name().is_some_and(|n| n == "deps") {
+        if dir
+            .file_name()
+            .is_some_and(|n| n == "deps" || n == "examples")
+        {
             if let Some(candidate) = dir.parent().map(|d| d.join(&name)) {
                 if candidate.is_file() {
                     return Some(candidate);
