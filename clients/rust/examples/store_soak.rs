@@ -191,6 +191,7 @@ struct Stats {
     peak_blob_bytes: u64,
     peak_store_bytes: u64,
     peak_live: u64,
+    peak_rss: u64,
 }
 
 struct Soak {
@@ -401,6 +402,7 @@ impl Soak {
             if let Ok(Ok(info)) = info {
                 s.peak_store_bytes = s.peak_store_bytes.max(info.store_bytes);
                 s.peak_live = s.peak_live.max(info.known_clusters);
+                s.peak_rss = s.peak_rss.max(info.process_rss_bytes);
             }
         }
     }
@@ -715,6 +717,11 @@ async fn run() -> Res<bool> {
         mib(s.peak_blob_bytes),
         mib(end_bytes),
     );
+    let (rss_start, rss_peak, rss_end) = (
+        mib(info.process_rss_bytes),
+        mib(s.peak_rss),
+        mib(end_info.process_rss_bytes),
+    );
     let (shut, store_peak, store_end) = (
         mib(after_shutdown),
         mib(s.peak_store_bytes),
@@ -743,6 +750,7 @@ async fn run() -> Res<bool> {
 | data dir: after a clean shutdown | {shut} |
 | growth per cycle | {per_cycle:.0} B |
 | store_bytes (GetServerInfo) peak / end | {store_peak} / {store_end} |
+| daemon RSS: idle at start / peak / end, all deleted | {rss_start} / {rss_peak} / {rss_end} (the last daemon's; kills restart it) |
 | orphan blob files at end | {orphans} |
 | clean shutdown (SIGTERM) | {clean_exit} |
 | result | {verdict} |"
@@ -778,6 +786,7 @@ async fn run() -> Res<bool> {
             "data_dir_bytes": { "empty": empty_bytes, "peak": peak, "peak_blobs": s.peak_blob_bytes, "end": end_bytes, "after_shutdown": after_shutdown },
             "growth_bytes_per_cycle": per_cycle,
             "store_bytes": { "peak": s.peak_store_bytes, "end": end_info.store_bytes },
+            "daemon_rss_bytes": { "idle_at_start": info.process_rss_bytes, "peak": s.peak_rss, "end_all_deleted": end_info.process_rss_bytes },
             "orphan_blob_files": orphans, "clean_shutdown": clean_exit, "pass": pass,
         });
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")?;
