@@ -487,14 +487,7 @@ async fn a_full_disk_is_an_error_not_a_hang() {
     let listed = list(&mut c).await;
     assert!(!listed.is_empty());
     let (last_id, last_tokens) = acknowledged.last().cloned().unwrap();
-    let got = c
-        .get_cluster(proto::GetClusterRequest {
-            cluster_id: last_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(got.cache_tokens, last_tokens);
+    assert_eq!(cache_tokens(&mut c, &last_id).await, last_tokens);
     // Free space: writes work again, without a restart.
     for l in listed.iter().filter(|l| l.id != last_id) {
         c.delete_cluster(proto::DeleteClusterRequest {
@@ -508,14 +501,7 @@ async fn a_full_disk_is_an_error_not_a_hang() {
     // Nothing acknowledged was lost.
     let daemon = Daemon::start(&data, limit);
     let mut c = daemon.client().await;
-    let got = c
-        .get_cluster(proto::GetClusterRequest {
-            cluster_id: last_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(got.cache_tokens > last_tokens);
+    assert!(cache_tokens(&mut c, &last_id).await > last_tokens);
     summary(&mut c, greedy(&last_id, 4, false)).await;
     daemon.kill9();
 }

@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::keys::{self, CACHE_PREFIX, COMMITS_KEY, META_PREFIX};
@@ -26,10 +25,7 @@ impl Store {
             }
         }
         let (files, bytes) = self.blobs.collect(|n| referenced.contains(n), min_age)?;
-        self.blob_bytes.fetch_sub(
-            bytes.min(self.blob_bytes.load(Ordering::Relaxed)),
-            Ordering::Relaxed,
-        );
+        self.blob_bytes_freed(bytes);
         Ok((files, bytes))
     }
 

@@ -328,6 +328,16 @@ impl Store {
         Ok(())
     }
 
+    /// Takes `bytes` of removed blob files off the running total (atomically: writes
+    /// add to it concurrently; never below zero).
+    fn blob_bytes_freed(&self, bytes: u64) {
+        let _ = self
+            .blob_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                Some(now.saturating_sub(bytes))
+            });
+    }
+
     /// Bytes the store occupies on disk (database and blobs).
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0) + self.blob_bytes.load(Ordering::Relaxed)

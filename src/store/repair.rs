@@ -101,16 +101,13 @@ pub fn repair(dir: &Path, options: StoreOptions) -> Result<RepairReport> {
     if missing == 0 {
         report.leftovers = orphaned;
     } else {
+        report.lost_unnamed = missing.saturating_sub(orphaned.len() as u64);
         for id in orphaned {
             report.lost.push((
                 id,
                 "its records are gone from the database; only its cache blobs remain".into(),
             ));
         }
-    }
-    if let Some(recorded) = recorded {
-        let named = (report.kept.len() + report.caches_dropped.len() + report.lost.len()) as u64;
-        report.lost_unnamed = recorded.clusters.saturating_sub(named);
     }
     if let Ok(Some(model)) = old.get(MODEL_KEY) {
         fresh.insert(MODEL_KEY, model)?;

@@ -316,9 +316,7 @@ impl Store {
             freed
         })
         .await;
-        let now = self.blob_bytes.load(Ordering::Relaxed);
-        self.blob_bytes
-            .store(now.saturating_sub(freed), Ordering::Relaxed);
+        self.blob_bytes_freed(freed);
     }
 }
 
