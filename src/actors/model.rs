@@ -417,10 +417,12 @@ impl ModelState {
         if outcome.is_err() {
             self.residency.remove(cluster.as_str());
         }
+        // Within budget before the caller hears back: a client that reads the server
+        // status right after its reply must see the evictions this run caused.
+        self.enforce_budget(Some(cluster.as_str()));
         if let Some(reply) = active.reply.take() {
             let _ = reply.send(outcome.map_err(RunError::Service));
         }
-        self.enforce_budget(Some(cluster.as_str()));
     }
 
     /// Drops least recently used idle caches while over the budget (never `keep`).
