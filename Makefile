@@ -15,7 +15,7 @@ build: setup
 	$(CARGO) build --release --workspace
 
 model: setup
-	$(CARGO) run -q -p semkv-models --example pull
+	$(CARGO) run -q -p semkv-models --example pull -- --all
 
 demo: build
 	./target/release/semkv demo

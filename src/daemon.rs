@@ -86,6 +86,7 @@ pub async fn serve(
                 quantum: config.decode_weight,
                 decode_cost: config.decode_weight,
                 max_batch: config.max_batch,
+                charge: config.step_charge,
                 ..Default::default()
             },
         };

@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use semkv_engine::device::DeviceChoice;
 
+use crate::scheduler::StepCharge;
 use crate::store::{Permissions, StoreOptions};
 
 /// Log output format.
@@ -95,6 +96,11 @@ pub struct Cli {
     /// How many prefill tokens one decode step is worth to the scheduler [default: 32].
     #[arg(long, env = "SEMKV_DECODE_WEIGHT")]
     pub decode_weight: Option<u32>,
+    /// What the scheduler charges a prefill step: time (what it took, in decode
+    /// steps: long-context chunks cost more) or tokens (its token count)
+    /// [default: time].
+    #[arg(long, env = "SEMKV_STEP_CHARGE")]
+    pub step_charge: Option<StepCharge>,
     /// Most clusters whose decode steps run as one batched forward pass; 1 turns
     /// batching off [default: 16].
     #[arg(long, env = "SEMKV_MAX_BATCH")]
@@ -163,6 +169,7 @@ struct FileConfig {
     queue_depth: Option<usize>,
     prefill_chunk: Option<usize>,
     decode_weight: Option<u32>,
+    step_charge: Option<StepCharge>,
     max_batch: Option<usize>,
     log_format: Option<LogFormat>,
     drain_timeout: Option<String>,
@@ -186,6 +193,8 @@ pub struct DaemonConfig {
     pub queue_depth: usize,
     pub prefill_chunk: usize,
     pub decode_weight: u32,
+    /// What the scheduler charges a prefill step.
+    pub step_charge: StepCharge,
     /// Most decode steps batched into one forward pass.
     pub max_batch: usize,
     pub log_format: LogFormat,
@@ -309,6 +318,7 @@ impl DaemonConfig {
             queue_depth,
             prefill_chunk,
             decode_weight,
+            step_charge: cli.step_charge.or(file.step_charge).unwrap_or_default(),
             max_batch,
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             drain_timeout,

@@ -79,6 +79,19 @@ pub struct StepRecord {
     pub pass: u64,
 }
 
+/// What a prefill step is charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepCharge {
+    /// Its token count, whatever it took.
+    Tokens,
+    /// The time it took, in decode steps (the model actor times every step and
+    /// settles the difference, [`Scheduler::settle`]): a chunk over a long context
+    /// costs what it costs the clusters that wait for it.
+    #[default]
+    Time,
+}
+
 /// Tuning of the scheduler.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -92,6 +105,8 @@ pub struct SchedulerConfig {
     pub max_batch: usize,
     /// Steps kept in the trace.
     pub trace_len: usize,
+    /// What prefill steps are charged.
+    pub charge: StepCharge,
 }
 
 impl Default for SchedulerConfig {
@@ -102,6 +117,7 @@ impl Default for SchedulerConfig {
             decode_cost: 32,
             max_batch: 16,
             trace_len: 100_000,
+            charge: StepCharge::default(),
         }
     }
 }
@@ -238,6 +254,24 @@ impl Scheduler {
             self.ring.rotate_left(1);
             self.visited = false;
         }
+    }
+
+    /// Charges `job` for its last step `price` instead of what [`Self::next`] charged
+    /// for `step`, when another cluster waits (a cluster alone owes nobody, and must
+    /// not arrive in debt when others come). The caller measured `price`, in the
+    /// scheduler's units; see [`StepCharge::Time`].
+    pub fn settle(&mut self, job: JobId, step: StepCost, price: i64) {
+        if self.ring.len() < 2 {
+            return;
+        }
+        let Some(queue) = self
+            .job_cluster
+            .get(&job)
+            .and_then(|cluster| self.queues.get_mut(cluster))
+        else {
+            return;
+        };
+        queue.deficit -= price - Self::price(&self.config, step);
     }
 
     fn price(config: &SchedulerConfig, step: StepCost) -> i64 {
@@ -468,6 +502,77 @@ mod tests {
             chunks >= busy.len() / 20,
             "prefill starved: {chunks} chunks"
         );
+    }
+
+    #[test]
+    fn settled_prefill_pays_for_the_time_it_took() {
+        // A decoder and a prefill whose 128-token chunks really cost 40 decode steps
+        // each (long context): settled, a chunk runs once per ~40 decode steps instead
+        // of once per 4.
+        let mut s = Scheduler::new(SchedulerConfig::default());
+        let mut jobs = decoders(1, 400);
+        s.submit("a", 0).unwrap();
+        jobs.insert(
+            9,
+            Sim {
+                prefill: 100_000,
+                chunk: 128,
+                decode: 1,
+            },
+        );
+        s.submit("huge", 9).unwrap();
+        let real = 40 * i64::from(s.config().decode_cost);
+        for _ in 0..2_000 {
+            let Some(j) = s.next(|j| jobs[&j].cost()) else {
+                break;
+            };
+            let step = jobs[&j].cost();
+            if step.kind == StepKind::Prefill && step.tokens == 128 {
+                s.settle(j, step, real);
+            }
+            if jobs.get_mut(&j).unwrap().step() {
+                jobs.remove(&j);
+                s.remove(j);
+            }
+        }
+        let trace: Vec<StepRecord> = s.trace().cloned().collect();
+        // While the decoder had work.
+        let end = trace.iter().rposition(|r| r.cluster == "a").unwrap();
+        let decodes = trace[..=end].iter().filter(|r| r.cluster == "a").count();
+        let chunks = trace[..=end].iter().filter(|r| r.cluster == "huge").count();
+        assert_eq!(
+            decodes, 401,
+            "the decoder finished (8-token prompt + 400 steps)"
+        );
+        assert!(
+            (8..=14).contains(&chunks),
+            "{chunks} chunks beside 400 decode steps"
+        );
+
+        // Alone, a cluster owes nobody: settling changes nothing.
+        let mut alone = Scheduler::new(SchedulerConfig::default());
+        alone.submit("huge", 1).unwrap();
+        for _ in 0..10 {
+            assert_eq!(alone.next(|_| StepCost::prefill(128)), Some(1));
+            alone.settle(1, StepCost::prefill(128), real);
+        }
+        alone.submit("a", 2).unwrap();
+        let picks: Vec<JobId> = (0..10)
+            .map(|_| {
+                alone
+                    .next(|j| {
+                        if j == 1 {
+                            StepCost::prefill(128)
+                        } else {
+                            StepCost::decode()
+                        }
+                    })
+                    .unwrap()
+            })
+            .collect();
+        // One chunk per four decode steps, as if it had never been settled.
+        let chunks = picks.iter().filter(|&&j| j == 1).count();
+        assert!(chunks >= 2, "the prefill arrived in debt: {picks:?}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Numerical checks of the engine against Python mlx-lm 0.32.2 on tiny random Gemma 3
-//! checkpoints (bf16 and 4-bit), with fixtures made by `scripts/make_fixtures.sh`.
+//! and Llama checkpoints (bf16 and 4-bit), with fixtures made by
+//! `scripts/make_fixtures.sh`.
 //!
 //! Tolerances: weights are kept exactly as stored ("native") so both sides run the
 //! same MLX kernels in the same dtype. Logits may still differ by the reduction order
@@ -14,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use common::to_vec;
 use mlx_rs::Array;
-use semkv_engine::model::gemma3::Gemma3;
 use semkv_engine::model::weights::WeightFormat;
+use semkv_engine::model::Model;
 use serde::Deserialize;
 
 const LOGIT_TOL: f32 = 0.1;
@@ -37,9 +38,9 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-fn load(name: &str) -> (Gemma3, Reference) {
+fn load(name: &str) -> (Model, Reference) {
     let model =
-        Gemma3::load_dir(&fixtures().join(name), WeightFormat::Native).expect("load tiny model");
+        Model::load_dir(&fixtures().join(name), WeightFormat::Native).expect("load tiny model");
     let text = std::fs::read_to_string(fixtures().join(format!("{name}.ref.json"))).unwrap();
     (model, serde_json::from_str(&text).unwrap())
 }
@@ -106,4 +107,14 @@ fn bf16_matches_mlx_lm() {
 #[test]
 fn q4_matches_mlx_lm() {
     check("tiny-gemma3-q4");
+}
+
+#[test]
+fn llama_bf16_matches_mlx_lm() {
+    check("tiny-llama-bf16");
+}
+
+#[test]
+fn llama_q4_matches_mlx_lm() {
+    check("tiny-llama-q4");
 }

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
@@ -20,7 +20,7 @@ use semkv_engine::{Engine, EngineError};
 
 use crate::cluster_id::ClusterId;
 use crate::error::ServiceError;
-use crate::scheduler::{JobId, Scheduler};
+use crate::scheduler::{JobId, Scheduler, StepCharge, StepCost, StepKind};
 use crate::store::KvWrite;
 
 use super::work::{Job, Progress};
@@ -29,6 +29,7 @@ use super::{LoadReport, SharedStatus};
 mod batching;
 mod messages;
 pub mod residency;
+mod step_clock;
 pub mod supervisor;
 
 pub use messages::{
@@ -69,6 +70,8 @@ pub struct ModelState {
     /// Decode caches of the jobs decoding together, stacked while the set of
     /// decoding jobs stays the same (their own cache slots hold placeholders).
     batch: Option<batching::LiveBatch>,
+    /// How long decode steps take: the unit prefill steps are charged in.
+    clock: step_clock::StepClock,
 }
 
 /// Starts the model actor on its own OS thread; the engine is loaded there.
@@ -142,6 +145,7 @@ impl Actor for ModelActor {
             next_job: 0,
             tick_pending: false,
             batch: None,
+            clock: step_clock::StepClock::default(),
         })
     }
 
@@ -202,7 +206,7 @@ impl Actor for ModelActor {
                     fingerprint: state.engine.fingerprint().to_owned(),
                     device: state.engine.device().clone(),
                     tokenizer: state.engine.tokenizer().clone(),
-                    max_positions: state.engine.model().config().max_position_embeddings,
+                    max_positions: state.engine.model().max_positions(),
                 });
             }
             ModelMsg::Trace { limit, reply } => {
@@ -333,10 +337,31 @@ impl ModelState {
             |id| jobs[&id].job.can_batch_decode(),
         );
         self.residency.tick();
+        let Some(&leader) = batch.first() else {
+            return;
+        };
+        let step = self.jobs[&leader].job.next_cost();
+        let rows = batch.len();
+        let started = Instant::now();
         match batch[..] {
-            [] => {}
             [id] => self.step_one(id),
             _ => self.decode_batch(batch),
+        }
+        self.charge(leader, step, rows, started.elapsed());
+    }
+
+    /// Times decode steps, and charges a prefill step what it took when the
+    /// scheduler prices steps by time (see `model/step_clock.rs`).
+    fn charge(&mut self, job: JobId, step: StepCost, rows: usize, elapsed: Duration) {
+        let config = self.scheduler.config();
+        match step.kind {
+            StepKind::Decode => self.clock.decode_step(elapsed, rows),
+            StepKind::Prefill if config.charge == StepCharge::Time => {
+                if let Some(price) = self.clock.price(elapsed, config.decode_cost) {
+                    self.scheduler.settle(job, step, price);
+                }
+            }
+            StepKind::Prefill => {}
         }
     }
 

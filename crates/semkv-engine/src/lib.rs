@@ -46,8 +46,8 @@ use cache::{batch_cache, codec as cache_codec, ModelCache};
 use device::{DeviceChoice, DeviceInfo};
 use generate::tokenizer::TextTokenizer;
 use generate::{batch, GenerateOptions, GenerationOutput, TokenEvent};
-use model::gemma3::Gemma3;
 use model::weights::WeightFormat;
+use model::Model;
 
 /// How to load a model.
 #[derive(Debug, Clone, Default)]
@@ -59,7 +59,7 @@ pub struct LoadOptions {
 /// A model, its tokenizer and the device they run on. Not thread-safe by design: MLX
 /// evaluation belongs to one thread (the daemon's model actor).
 pub struct Engine {
-    model: Gemma3,
+    model: Model,
     tokenizer: TextTokenizer,
     device: DeviceInfo,
     fingerprint: String,
@@ -70,8 +70,8 @@ impl Engine {
     pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<Self, EngineError> {
         let device = device::select(options.device).map_err(EngineError::Device)?;
         let format = options.weights.resolve(device.is_gpu);
-        let model = Gemma3::load_dir(dir, format)?;
-        let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+        let model = Model::load_dir(dir, format)?;
+        let tokenizer = TextTokenizer::from_dir(dir)?;
         let fingerprint = fingerprint_dir(dir)?;
         Ok(Self {
             model,
@@ -83,7 +83,7 @@ impl Engine {
 
     /// Assembles an engine from parts (e.g. a model converted from GGUF).
     pub fn from_parts(
-        model: Gemma3,
+        model: Model,
         tokenizer: TextTokenizer,
         device: DeviceInfo,
         fingerprint: String,
@@ -96,7 +96,7 @@ impl Engine {
         }
     }
 
-    pub fn model(&self) -> &Gemma3 {
+    pub fn model(&self) -> &Model {
         &self.model
     }
 

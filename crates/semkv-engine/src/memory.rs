@@ -33,6 +33,22 @@ pub fn set_cache_limit(bytes: usize) -> Result<usize, EngineError> {
 }
 
 /// Returns every cached (freed) buffer to the system.
+///
+/// On Linux with glibc, freeing is not enough: MLX's CPU buffers come from `malloc`,
+/// and glibc keeps freed memory in its arenas (most of it below the heap top, where
+/// it never shrinks on its own), so the process would keep its peak size. This also
+/// asks glibc to give back every whole free page (`malloc_trim`).
 pub fn clear_cache() -> Result<(), EngineError> {
-    Ok(mlx_rs::memory::clear_cache()?)
+    mlx_rs::memory::clear_cache()?;
+    trim_heap();
+    Ok(())
+}
+
+/// Gives the C heap's free pages back to the system (glibc only; elsewhere nothing).
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and releases the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

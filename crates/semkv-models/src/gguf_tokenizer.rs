@@ -2,9 +2,18 @@
 //! metadata.
 //!
 //! GGUF files carry their tokenizer as `tokenizer.ggml.*` metadata, not as a
-//! `tokenizer.json`. This module supports SentencePiece BPE vocabularies
-//! (`tokenizer.ggml.model` = `"llama"`, as in Gemma 3) and rebuilds the
-//! pipeline of Gemma 3's official `tokenizer.json`:
+//! `tokenizer.json`. This module supports two kinds of vocabulary.
+//!
+//! **Byte-level BPE** (`tokenizer.ggml.model` = `"gpt2"`, as in SmolLM2 and
+//! other Llama-family models): merges from `tokenizer.ggml.merges`, GPT-2's
+//! byte-to-character mapping and split pattern (`ByteLevel`), digits split one
+//! by one first when `tokenizer.ggml.pre` is `"smollm"` (as llama.cpp does),
+//! CONTROL pieces as special added tokens, and a `ByteLevel` decoder. A byte
+//! whose symbol the vocabulary lacks (SmolLM2 lacks 21) is dropped, as the
+//! `tokenizers` crate does with the model's own `tokenizer.json`.
+//!
+//! **SentencePiece BPE** (`tokenizer.ggml.model` = `"llama"`, as in Gemma 3):
+//! the pipeline of Gemma 3's official `tokenizer.json` is rebuilt:
 //!
 //! * normalizer: every space becomes `▁` (U+2581), with a `▁` prepended first
 //!   when `tokenizer.ggml.add_space_prefix` is set (false for Gemma 3);
@@ -42,7 +51,11 @@ use tokenizers::decoders::strip::Strip;
 use tokenizers::decoders::DecoderWrapper;
 use tokenizers::models::bpe::{Merges, Vocab, BPE};
 use tokenizers::normalizers::{NormalizerWrapper, Prepend, Replace, Sequence};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
 use tokenizers::pre_tokenizers::split::Split;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
@@ -59,9 +72,14 @@ pub enum GgufTokenizerError {
     Gguf(#[from] GgufError),
     /// The file's tokenizer is of a kind this module does not rebuild.
     #[error(
-        "unsupported GGUF tokenizer model {0:?} (only SentencePiece BPE, \"llama\", is supported)"
+        "unsupported GGUF tokenizer model {0:?} (SentencePiece BPE \"llama\" and byte-level BPE \"gpt2\" are supported)"
     )]
     UnsupportedModel(String),
+    /// The file's byte-level BPE splits text in a way this module does not rebuild.
+    #[error(
+        "unsupported GGUF pre-tokenizer {0:?} for a gpt2 vocabulary (\"smollm\", \"gpt2\" and \"default\" are supported)"
+    )]
+    UnsupportedPreTokenizer(String),
     /// The tokenizer metadata is inconsistent.
     #[error("invalid GGUF tokenizer metadata: {0}")]
     Invalid(String),
@@ -116,16 +134,49 @@ pub fn tokenizer_from_gguf(file: &GgufFile) -> Result<Tokenizer, GgufTokenizerEr
 
 fn tokenizer_from_metadata(raw: &HashMap<String, Value>) -> Result<Tokenizer, GgufTokenizerError> {
     let meta = Metadata(raw);
-    let model = meta.string("tokenizer.ggml.model")?;
-    if model != "llama" {
-        return Err(GgufTokenizerError::UnsupportedModel(model.to_owned()));
+    match meta.string("tokenizer.ggml.model")? {
+        "llama" => sentencepiece_tokenizer(&meta),
+        "gpt2" => byte_level_tokenizer(&meta),
+        model => Err(GgufTokenizerError::UnsupportedModel(model.to_owned())),
     }
-    let pieces = read_pieces(&meta)?;
-    let vocab = vocab_of(&pieces)?;
-    let merges = match meta.opt_array("tokenizer.ggml.merges")? {
-        Some(merges) => parse_merges(merges)?,
-        None => derive_merges(&pieces, &vocab),
+}
+
+/// A GPT-2 style byte-level BPE tokenizer (see the module documentation).
+fn byte_level_tokenizer(meta: &Metadata<'_>) -> Result<Tokenizer, GgufTokenizerError> {
+    let pre = meta.opt_string("tokenizer.ggml.pre")?.unwrap_or("default");
+    let byte_level = ByteLevel::new(false, true, true);
+    let pre_tokenizer: PreTokenizerWrapper = match pre {
+        "smollm" => {
+            PreTokenizerSequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()
+        }
+        "gpt2" | "gpt-2" | "default" => byte_level.into(),
+        other => {
+            return Err(GgufTokenizerError::UnsupportedPreTokenizer(
+                other.to_owned(),
+            ))
+        }
     };
+    let pieces = read_pieces(meta, false)?;
+    let vocab = vocab_of(&pieces)?;
+    let merges = parse_merges(meta.array("tokenizer.ggml.merges")?)?;
+    let special = special_ids(meta, &pieces)?;
+    let bpe = BPE::builder().vocab_and_merges(vocab, merges).build()?;
+    let mut tokenizer = Tokenizer::new(bpe);
+    tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
+    tokenizer.with_decoder(Some(byte_level));
+    finish(&mut tokenizer, meta, &pieces, special)?;
+    Ok(tokenizer)
+}
+
+/// The unknown, bos, eos and padding ids the metadata names (checked).
+struct SpecialIds {
+    unk: Option<u32>,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    pad: Option<u32>,
+}
+
+fn special_ids(meta: &Metadata<'_>, pieces: &[Piece]) -> Result<SpecialIds, GgufTokenizerError> {
     let id_of = |key: &str| -> Result<Option<u32>, GgufTokenizerError> {
         match meta.opt_u32(key)? {
             Some(id) if id as usize >= pieces.len() => Err(GgufTokenizerError::Invalid(format!(
@@ -134,20 +185,60 @@ fn tokenizer_from_metadata(raw: &HashMap<String, Value>) -> Result<Tokenizer, Gg
             id => Ok(id),
         }
     };
-    let unk = id_of("tokenizer.ggml.unknown_token_id")?;
-    let bos = id_of("tokenizer.ggml.bos_token_id")?;
-    let eos = id_of("tokenizer.ggml.eos_token_id")?;
-    let pad = id_of("tokenizer.ggml.padding_token_id")?;
+    Ok(SpecialIds {
+        unk: id_of("tokenizer.ggml.unknown_token_id")?,
+        bos: id_of("tokenizer.ggml.bos_token_id")?,
+        eos: id_of("tokenizer.ggml.eos_token_id")?,
+        pad: id_of("tokenizer.ggml.padding_token_id")?,
+    })
+}
+
+/// The parts both kinds share: bos/eos added around the text when the metadata
+/// asks, and the added (CONTROL, USER_DEFINED) tokens.
+fn finish(
+    tokenizer: &mut Tokenizer,
+    meta: &Metadata<'_>,
+    pieces: &[Piece],
+    ids: SpecialIds,
+) -> Result<(), GgufTokenizerError> {
     let flag = |key: &str| -> Result<bool, GgufError> { Ok(meta.opt_bool(key)?.unwrap_or(false)) };
     let add_bos = flag("tokenizer.ggml.add_bos_token")?;
     let add_eos = flag("tokenizer.ggml.add_eos_token")?;
-    let add_space_prefix = flag("tokenizer.ggml.add_space_prefix")?;
+    let template_token = |id: Option<u32>, wanted: bool| {
+        id.filter(|_| wanted)
+            .map(|id| (pieces[id as usize].text.clone(), id))
+    };
+    let (template_bos, template_eos) = (
+        template_token(ids.bos, add_bos),
+        template_token(ids.eos, add_eos),
+    );
+    if template_bos.is_some() || template_eos.is_some() {
+        tokenizer.with_post_processor(Some(post_processor(template_bos, template_eos)?));
+    }
+    let (special, plain) = added_tokens(pieces, &[ids.unk, ids.bos, ids.eos, ids.pad]);
+    tokenizer.add_special_tokens(&special);
+    tokenizer.add_tokens(&plain);
+    Ok(())
+}
+
+/// A SentencePiece BPE tokenizer like Gemma 3's (see the module documentation).
+fn sentencepiece_tokenizer(meta: &Metadata<'_>) -> Result<Tokenizer, GgufTokenizerError> {
+    let pieces = read_pieces(meta, true)?;
+    let vocab = vocab_of(&pieces)?;
+    let merges = match meta.opt_array("tokenizer.ggml.merges")? {
+        Some(merges) => parse_merges(merges)?,
+        None => derive_merges(&pieces, &vocab),
+    };
+    let ids = special_ids(meta, &pieces)?;
+    let add_space_prefix = meta
+        .opt_bool("tokenizer.ggml.add_space_prefix")?
+        .unwrap_or(false);
 
     let mut bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
         .fuse_unk(true)
         .byte_fallback(pieces.iter().any(|p| p.kind == PieceKind::Byte));
-    if let Some(unk) = unk {
+    if let Some(unk) = ids.unk {
         bpe = bpe.unk_token(pieces[unk as usize].text.clone());
     }
     let mut tokenizer = Tokenizer::new(bpe.build()?);
@@ -158,17 +249,7 @@ fn tokenizer_from_metadata(raw: &HashMap<String, Value>) -> Result<Tokenizer, Gg
         false,
     )?));
     tokenizer.with_decoder(Some(decoder(add_space_prefix)?));
-    let template_token = |id: Option<u32>, wanted: bool| {
-        id.filter(|_| wanted)
-            .map(|id| (pieces[id as usize].text.clone(), id))
-    };
-    let (template_bos, template_eos) = (template_token(bos, add_bos), template_token(eos, add_eos));
-    if template_bos.is_some() || template_eos.is_some() {
-        tokenizer.with_post_processor(Some(post_processor(template_bos, template_eos)?));
-    }
-    let (special, plain) = added_tokens(&pieces, &[unk, bos, eos, pad]);
-    tokenizer.add_special_tokens(&special);
-    tokenizer.add_tokens(&plain);
+    finish(&mut tokenizer, meta, &pieces, ids)?;
     Ok(tokenizer)
 }
 
@@ -252,7 +333,8 @@ fn post_processor(
         .map_err(|e| GgufTokenizerError::Invalid(format!("post-processor: {e}")))
 }
 
-fn read_pieces(meta: &Metadata<'_>) -> Result<Vec<Piece>, GgufTokenizerError> {
+/// The vocabulary; `sentencepiece`: user-defined pieces get `▁` for their spaces.
+fn read_pieces(meta: &Metadata<'_>, sentencepiece: bool) -> Result<Vec<Piece>, GgufTokenizerError> {
     let invalid = |what: &str| GgufTokenizerError::Invalid(what.to_owned());
     let tokens = meta.array("tokenizer.ggml.tokens")?;
     let scores = meta.opt_array("tokenizer.ggml.scores")?;
@@ -280,7 +362,7 @@ fn read_pieces(meta: &Metadata<'_>) -> Result<Vec<Piece>, GgufTokenizerError> {
                     .ok_or_else(|| invalid("tokenizer.ggml.token_type holds an unknown type"))?,
                 Some(_) => return Err(invalid("tokenizer.ggml.token_type holds a non-i32")),
             };
-            let text = if kind == PieceKind::UserDefined {
+            let text = if sentencepiece && kind == PieceKind::UserDefined {
                 // llama.cpp's converter writes user-defined pieces with plain
                 // spaces where the SentencePiece model has `▁` (e.g. Gemma's
                 // whitespace-run pieces 138..=167); restore the model's form.
@@ -453,7 +535,7 @@ mod tests {
     #[test]
     fn derives_merges_in_converter_order() {
         let meta = tiny_metadata();
-        let pieces = read_pieces(&Metadata(&meta)).unwrap();
+        let pieces = read_pieces(&Metadata(&meta), true).unwrap();
         let vocab = vocab_of(&pieces).unwrap();
         let merges = derive_merges(&pieces, &vocab);
         let pairs: Vec<(&str, &str)> = merges
@@ -517,11 +599,24 @@ mod tests {
         let mut meta = tiny_metadata();
         meta.insert(
             "tokenizer.ggml.model".to_owned(),
-            Value::String("gpt2".to_owned()),
+            Value::String("bert".to_owned()),
         );
         assert!(matches!(
             tokenizer_from_metadata(&meta),
-            Err(GgufTokenizerError::UnsupportedModel(m)) if m == "gpt2"
+            Err(GgufTokenizerError::UnsupportedModel(m)) if m == "bert"
+        ));
+        // A byte-level vocabulary with a split pattern not rebuilt here.
+        meta.insert(
+            "tokenizer.ggml.model".to_owned(),
+            Value::String("gpt2".to_owned()),
+        );
+        meta.insert(
+            "tokenizer.ggml.pre".to_owned(),
+            Value::String("qwen2".to_owned()),
+        );
+        assert!(matches!(
+            tokenizer_from_metadata(&meta),
+            Err(GgufTokenizerError::UnsupportedPreTokenizer(p)) if p == "qwen2"
         ));
     }
 }

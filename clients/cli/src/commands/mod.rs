@@ -56,7 +56,8 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Experiment(command) => experiment::run(&cli.addr, command, &mut p),
         Command::Demo(args) => block_on(demo::demo(cli.addr, args, &mut p)),
-        Command::Model(ModelCommand::Pull) => model::pull(&mut p),
+        Command::Model(ModelCommand::Pull { name }) => model::pull(&mut p, &name),
+        Command::Model(ModelCommand::List) => model::list(&mut p),
         command => block_on(daemon_command(&cli.addr, command, &mut p)),
     }
 }

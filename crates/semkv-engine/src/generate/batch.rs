@@ -15,14 +15,14 @@ use crate::cache::batch_cache::BatchCache;
 use crate::generate::generation::Fed;
 use crate::generate::tokenizer::TextTokenizer;
 use crate::generate::{Generation, Step};
-use crate::model::gemma3::Gemma3;
+use crate::model::Model;
 use crate::EngineError;
 
 /// Advances every generation by one decoded token in one forward pass over `cache`,
 /// whose row `i` is generation `i`'s sequence. Each must be
 /// [`Generation::is_decoding`]; the steps come back in order.
 pub fn decode_step(
-    model: &Gemma3,
+    model: &Model,
     tokenizer: &TextTokenizer,
     generations: &mut [&mut Generation],
     cache: &mut BatchCache,

@@ -9,7 +9,7 @@ use mlx_rs::{Array, Dtype};
 use crate::cache::ModelCache;
 use crate::generate::sampling::{Sampler, SamplingParams};
 use crate::generate::tokenizer::{StreamDecoder, TextTokenizer};
-use crate::model::gemma3::Gemma3;
+use crate::model::Model;
 use crate::EngineError;
 
 /// Default number of tokens per prefill chunk.
@@ -92,7 +92,7 @@ fn token_array(tokens: &[u32]) -> Array {
 /// Prefills `tokens` into `cache` in chunks of `chunk` tokens, evaluating after each
 /// chunk; returns the logits `[1, vocab]` after the last token.
 pub fn prefill(
-    model: &Gemma3,
+    model: &Model,
     cache: &mut ModelCache,
     tokens: &[u32],
     chunk: usize,
@@ -116,7 +116,7 @@ pub fn prefill(
 
 /// Refuses token ids the model has no embedding for (they would index past its
 /// embedding table): every prompt and prefill passes here before the model.
-fn check_tokens(model: &Gemma3, tokens: &[u32]) -> Result<(), EngineError> {
+fn check_tokens(model: &Model, tokens: &[u32]) -> Result<(), EngineError> {
     let vocab = model.vocab_size();
     match tokens.iter().find(|&&t| t as usize >= vocab) {
         Some(t) => Err(EngineError::InvalidInput(format!(
@@ -130,7 +130,7 @@ fn check_tokens(model: &Gemma3, tokens: &[u32]) -> Result<(), EngineError> {
 /// head runs for the last token only, so the cache keeps its next-token logits;
 /// without, it is skipped (more tokens follow) and the cache has none.
 pub fn extend(
-    model: &Gemma3,
+    model: &Model,
     cache: &mut ModelCache,
     tokens: &[u32],
     chunk: usize,
@@ -304,7 +304,7 @@ impl Generation {
     /// Advances by one prefill chunk or one decoded token.
     pub fn step(
         &mut self,
-        model: &Gemma3,
+        model: &Model,
         tokenizer: &TextTokenizer,
         cache: &mut ModelCache,
     ) -> Result<Step, EngineError> {
@@ -378,7 +378,7 @@ impl Generation {
     }
 
     /// Feeds the first token if it was handed out but not fed yet.
-    fn feed_unfed(&mut self, model: &Gemma3, cache: &mut ModelCache) -> Result<(), EngineError> {
+    fn feed_unfed(&mut self, model: &Model, cache: &mut ModelCache) -> Result<(), EngineError> {
         if let Some(first) = self.unfed.take() {
             model.forward_last(&token_array(&[first]), cache)?;
         }
@@ -483,7 +483,7 @@ impl Generation {
 /// Runs `generation` to its end on `cache`, streaming each token to `on_token`, which
 /// returns `false` to cancel. The cache then holds prompt + output.
 pub fn run(
-    model: &Gemma3,
+    model: &Model,
     tokenizer: &TextTokenizer,
     cache: &mut ModelCache,
     mut generation: Generation,

@@ -1,9 +1,18 @@
-//! Text <-> token ids with the `tokenizers` crate, plus Gemma 3's special tokens and
+//! Text <-> token ids with the `tokenizers` crate, plus the model's special tokens and
 //! incremental detokenization for streaming.
 
 use std::path::Path;
 
 use crate::EngineError;
+
+/// Tokens that end an answer in the supported families, when a vocabulary has them.
+const END_TOKENS: [&str; 5] = [
+    "<eos>",
+    "<end_of_turn>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+];
 
 /// A tokenizer with the ids generation needs.
 #[derive(Clone)]
@@ -11,7 +20,7 @@ pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
     /// `<bos>`, prepended once at the start of a cache.
     pub bos_id: u32,
-    /// Ids that end generation (`<eos>`, `<end_of_turn>`).
+    /// Ids that end generation (the model's end ids, e.g. `<eos>`, `<end_of_turn>`).
     pub stop_ids: Vec<u32>,
 }
 
@@ -25,16 +34,32 @@ impl TextTokenizer {
 
     /// Wraps a tokenizer that knows Gemma's `<bos>`, `<eos>` and `<end_of_turn>`.
     pub fn new(inner: tokenizers::Tokenizer) -> Result<Self, EngineError> {
+        Self::with_specials(inner, None, &[])
+    }
+
+    /// Wraps a tokenizer with the model's own beginning-of-sequence id and end ids
+    /// (from its metadata); the well-known end-of-turn tokens of the families
+    /// (`<eos>`, `<end_of_turn>`, `<|im_end|>`, `<|endoftext|>`, `<|eot_id|>`) end
+    /// generation too when the vocabulary has them. Without `bos`, `<bos>` is used.
+    pub fn with_specials(
+        inner: tokenizers::Tokenizer,
+        bos: Option<u32>,
+        eos: &[u32],
+    ) -> Result<Self, EngineError> {
         let id = |t: &str| inner.token_to_id(t);
-        let bos_id =
-            id("<bos>").ok_or_else(|| EngineError::Load("tokenizer has no <bos> token".into()))?;
-        let stop_ids: Vec<u32> = ["<eos>", "<end_of_turn>"]
-            .iter()
-            .filter_map(|t| id(t))
-            .collect();
+        let bos_id = bos
+            .or_else(|| id("<bos>"))
+            .ok_or_else(|| EngineError::Load("tokenizer has no <bos> token".into()))?;
+        let mut stop_ids: Vec<u32> = eos.to_vec();
+        for token in END_TOKENS {
+            if let Some(t) = id(token).filter(|t| !stop_ids.contains(t)) {
+                stop_ids.push(t);
+            }
+        }
         if stop_ids.is_empty() {
             return Err(EngineError::Load(
-                "tokenizer has neither <eos> nor <end_of_turn>".into(),
+                "tokenizer has no end-of-sequence token (<eos>, <end_of_turn>, <|im_end|>, ...)"
+                    .into(),
             ));
         }
         Ok(Self {
@@ -42,6 +67,41 @@ impl TextTokenizer {
             bos_id,
             stop_ids,
         })
+    }
+
+    /// Loads a checkpoint directory's `tokenizer.json` with the `bos_token_id` and
+    /// `eos_token_id` (a number or a list) of its `generation_config.json`, else its
+    /// `config.json` (see [`Self::with_specials`]).
+    pub fn from_dir(dir: &Path) -> Result<Self, EngineError> {
+        let path = dir.join("tokenizer.json");
+        let inner = tokenizers::Tokenizer::from_file(&path)
+            .map_err(|e| EngineError::Load(format!("tokenizer {}: {e}", path.display())))?;
+        let mut bos = None;
+        let mut eos = Vec::new();
+        for file in ["config.json", "generation_config.json"] {
+            let Ok(text) = std::fs::read_to_string(dir.join(file)) else {
+                continue;
+            };
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if let Some(b) = json.get("bos_token_id").and_then(|v| v.as_u64()) {
+                bos = Some(b as u32);
+            }
+            let ids: Vec<u32> = match json.get("eos_token_id") {
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_u64())
+                    .map(|v| v as u32)
+                    .collect(),
+                Some(v) => v.as_u64().map(|v| v as u32).into_iter().collect(),
+                None => Vec::new(),
+            };
+            if !ids.is_empty() {
+                eos = ids;
+            }
+        }
+        Self::with_specials(inner, bos, &eos)
     }
 
     /// Token ids of `text`; special-token markup such as `<start_of_turn>` is recognised,

@@ -3,141 +3,17 @@
 //! GELU-tanh gated MLP and a head tied to the embedding.
 
 use mlx_rs::error::Exception;
-use mlx_rs::fast::{
-    rms_norm, rope, rope_dynamic, scaled_dot_product_attention, ScaledDotProductAttentionMask,
-};
+use mlx_rs::fast::rms_norm;
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{Array, Dtype};
 
 use crate::cache::batch_cache::{BatchCache, StepPlan};
-use crate::cache::{
-    AttentionInputs, AttentionMask, FullCache, LayerCache, ModelCache, RotatingCache,
-};
+use crate::cache::{FullCache, LayerCache, ModelCache, RotatingCache};
+use crate::model::attention::{Attention, QkNorm, Rope};
 use crate::model::config::Gemma3Config;
 use crate::model::linear::Linear;
 use crate::model::weights::TensorMap;
 use crate::EngineError;
-
-struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    o_proj: Linear,
-    q_norm: Array,
-    k_norm: Array,
-    n_heads: i32,
-    n_kv_heads: i32,
-    head_dim: i32,
-    scale: f32,
-    rope_base: f32,
-    rope_scale: f32,
-    eps: f32,
-}
-
-impl Attention {
-    /// Queries, keys and values `[B, heads, L, head_dim]` of `x` (`[B, L, hidden]`),
-    /// normed, before RoPE.
-    fn project(&self, x: &Array) -> Result<(Array, Array, Array), Exception> {
-        let (b, l) = (x.dim(0), x.dim(1));
-        let heads = |proj: &Linear, n: i32| -> Result<Array, Exception> {
-            proj.forward(x)?
-                .reshape(&[b, l, n, self.head_dim])?
-                .transpose_axes(&[0, 2, 1, 3])
-        };
-        let q = rms_norm(
-            heads(&self.q_proj, self.n_heads)?,
-            Some(&self.q_norm),
-            self.eps,
-        )?;
-        let k = rms_norm(
-            heads(&self.k_proj, self.n_kv_heads)?,
-            Some(&self.k_norm),
-            self.eps,
-        )?;
-        let v = heads(&self.v_proj, self.n_kv_heads)?;
-        Ok((q, k, v))
-    }
-
-    fn rope(&self, x: &Array, offset: i32) -> Result<Array, Exception> {
-        rope(
-            x,
-            self.head_dim,
-            false,
-            self.rope_base,
-            self.rope_scale,
-            offset,
-            None,
-        )
-    }
-
-    /// `o_proj` of attention outputs `[B, heads, L, head_dim]`.
-    fn output(&self, out: &Array) -> Result<Array, Exception> {
-        let (b, l) = (out.dim(0), out.dim(2));
-        let out = out.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?;
-        self.o_proj.forward(&out)
-    }
-
-    fn forward(&self, x: &Array, cache: &mut LayerCache) -> Result<Array, Exception> {
-        let (q, k, v) = self.project(x)?;
-        let offset = cache.offset();
-        let q = self.rope(&q, offset)?;
-        let k = self.rope(&k, offset)?;
-        let inputs = cache.update(&k, &v)?;
-        let out = self.attend(&q, &inputs)?;
-        self.output(&out)
-    }
-
-    /// One decode token for each of the `B` sequences of `cache` (`x`: `[B, 1,
-    /// hidden]`): every operation runs once for the whole batch.
-    fn forward_decode_batch(
-        &self,
-        x: &Array,
-        cache: &mut BatchCache,
-        layer: usize,
-        plan: &StepPlan,
-    ) -> Result<Array, Exception> {
-        let (q, k, v) = self.project(x)?;
-        let rope_all = |a: &Array| {
-            rope_dynamic(
-                a,
-                self.head_dim,
-                false,
-                self.rope_base,
-                self.rope_scale,
-                &plan.offsets,
-                None,
-            )
-        };
-        let (q, k) = (rope_all(&q)?, rope_all(&k)?);
-        let (keys, values, mask) = cache.update(layer, plan, &k, &v)?;
-        let inputs = AttentionInputs {
-            keys,
-            values,
-            mask: mask.map_or(AttentionMask::None, AttentionMask::Array),
-        };
-        self.output(&self.attend(&q, &inputs)?)
-    }
-
-    fn attend(&self, q: &Array, inputs: &AttentionInputs) -> Result<Array, Exception> {
-        let (keys, values) = (&inputs.keys, &inputs.values);
-        match &inputs.mask {
-            AttentionMask::None => {
-                scaled_dot_product_attention(q, keys, values, self.scale, None, None)
-            }
-            AttentionMask::Causal => scaled_dot_product_attention(
-                q,
-                keys,
-                values,
-                self.scale,
-                ScaledDotProductAttentionMask::Causal,
-                None,
-            ),
-            AttentionMask::Array(mask) => {
-                scaled_dot_product_attention(q, keys, values, self.scale, mask, None)
-            }
-        }
-    }
-}
 
 struct Mlp {
     gate_proj: Linear,
@@ -226,35 +102,42 @@ impl Gemma3 {
         tensors: &mut TensorMap,
     ) -> Result<Self, EngineError> {
         let c = &config;
-        let embed_tokens = tensors.linear("model.embed_tokens", c)?;
+        let q = c.quantization.as_ref();
+        let embed_tokens = tensors.linear("model.embed_tokens", q)?;
         let eps = c.rms_norm_eps;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
             let p = format!("model.layers.{i}");
             let global = c.is_global_layer(i);
             let attention = Attention {
-                q_proj: tensors.linear(&format!("{p}.self_attn.q_proj"), c)?,
-                k_proj: tensors.linear(&format!("{p}.self_attn.k_proj"), c)?,
-                v_proj: tensors.linear(&format!("{p}.self_attn.v_proj"), c)?,
-                o_proj: tensors.linear(&format!("{p}.self_attn.o_proj"), c)?,
-                q_norm: tensors.norm(&format!("{p}.self_attn.q_norm"))?,
-                k_norm: tensors.norm(&format!("{p}.self_attn.k_norm"))?,
+                q_proj: tensors.linear(&format!("{p}.self_attn.q_proj"), q)?,
+                k_proj: tensors.linear(&format!("{p}.self_attn.k_proj"), q)?,
+                v_proj: tensors.linear(&format!("{p}.self_attn.v_proj"), q)?,
+                o_proj: tensors.linear(&format!("{p}.self_attn.o_proj"), q)?,
+                qk_norm: Some(QkNorm {
+                    q: tensors.norm(&format!("{p}.self_attn.q_norm"))?,
+                    k: tensors.norm(&format!("{p}.self_attn.k_norm"))?,
+                    eps,
+                }),
                 n_heads: c.num_attention_heads as i32,
                 n_kv_heads: c.num_key_value_heads as i32,
                 head_dim: c.head_dim as i32,
                 scale: c.query_pre_attn_scalar.powf(-0.5),
-                rope_base: if global {
-                    c.rope_theta
-                } else {
-                    c.rope_local_base_freq
+                rope: Rope {
+                    base: if global {
+                        c.rope_theta
+                    } else {
+                        c.rope_local_base_freq
+                    },
+                    scale: if global { c.global_rope_scale() } else { 1.0 },
+                    freqs: None,
+                    traditional: false,
                 },
-                rope_scale: if global { c.global_rope_scale() } else { 1.0 },
-                eps,
             };
             let mlp = Mlp {
-                gate_proj: tensors.linear(&format!("{p}.mlp.gate_proj"), c)?,
-                up_proj: tensors.linear(&format!("{p}.mlp.up_proj"), c)?,
-                down_proj: tensors.linear(&format!("{p}.mlp.down_proj"), c)?,
+                gate_proj: tensors.linear(&format!("{p}.mlp.gate_proj"), q)?,
+                up_proj: tensors.linear(&format!("{p}.mlp.up_proj"), q)?,
+                down_proj: tensors.linear(&format!("{p}.mlp.down_proj"), q)?,
             };
             layers.push(Block {
                 attention,
@@ -281,33 +164,14 @@ impl Gemma3 {
     }
 
     fn weight_arrays(&self) -> Vec<&Array> {
-        fn linear_arrays(l: &Linear) -> Vec<&Array> {
-            match l {
-                Linear::Dense { weight } => vec![weight],
-                Linear::Quantized {
-                    weight,
-                    scales,
-                    biases,
-                    ..
-                } => vec![weight, scales, biases],
-            }
-        }
-        let mut out = linear_arrays(&self.embed_tokens);
+        let mut out = self.embed_tokens.arrays();
         out.push(&self.norm);
         for b in &self.layers {
-            let a = &b.attention;
-            for l in [
-                &a.q_proj,
-                &a.k_proj,
-                &a.v_proj,
-                &a.o_proj,
-                &b.mlp.gate_proj,
-                &b.mlp.up_proj,
-                &b.mlp.down_proj,
-            ] {
-                out.extend(linear_arrays(l));
+            out.extend(b.attention.weight_arrays());
+            for l in [&b.mlp.gate_proj, &b.mlp.up_proj, &b.mlp.down_proj] {
+                out.extend(l.arrays());
             }
-            out.extend([&a.q_norm, &a.k_norm, &b.input_norm, &b.post_attention_norm]);
+            out.extend([&b.input_norm, &b.post_attention_norm]);
             out.extend([&b.pre_feedforward_norm, &b.post_feedforward_norm]);
         }
         out
@@ -369,21 +233,13 @@ impl Gemma3 {
         h.multiply(scale)
     }
 
-    /// One decode step for the sequences of a [`BatchCache`]: `tokens` is `[B, 1]`
-    /// int32, the next token of each row. Returns logits `[B, vocab]` (lazy) and
-    /// extends every row by one token.
+    /// One decode step for the sequences of a [`BatchCache`] (`tokens`: `[B, 1]`);
+    /// logits `[B, vocab]` (lazy).
     pub fn forward_decode_batch(
         &self,
         tokens: &Array,
         cache: &mut BatchCache,
     ) -> Result<Array, Exception> {
-        if tokens.dim(0) as usize != cache.rows() || tokens.dim(1) != 1 {
-            return Err(Exception::custom(format!(
-                "batched decode needs [{}, 1] tokens, got {:?}",
-                cache.rows(),
-                tokens.shape()
-            )));
-        }
         let plan = cache.plan_step()?;
         let mut h = self.embed(tokens)?;
         for (layer, block) in self.layers.iter().enumerate() {
@@ -416,27 +272,19 @@ impl Gemma3 {
 }
 
 impl Gemma3 {
-    /// Loads an HF / mlx-community checkpoint directory (`config.json` + safetensors).
+    /// Loads an HF / mlx-community Gemma 3 checkpoint directory (`config.json` +
+    /// safetensors).
     pub fn load_dir(
         dir: &std::path::Path,
         format: crate::model::weights::WeightFormat,
     ) -> Result<Self, EngineError> {
-        let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path).map_err(|source| EngineError::Io {
-            path: config_path.clone(),
-            source,
-        })?;
-        let config = Gemma3Config::from_json(&text)?;
-        let mut tensors = TensorMap::from_safetensors_dir(dir, format)?;
-        let model = Self::from_tensors(config, &mut tensors)?;
-        let leftover = tensors.leftover();
-        if !leftover.is_empty() {
-            tracing::warn!(
-                count = leftover.len(),
-                first = leftover[0],
-                "checkpoint tensors not used by Gemma 3"
-            );
+        match crate::model::Model::load_dir(dir, format)? {
+            crate::model::Model::Gemma3(m) => Ok(m),
+            other => Err(EngineError::Load(format!(
+                "{} holds a {} model, not Gemma 3",
+                dir.display(),
+                other.family()
+            ))),
         }
-        Ok(model)
     }
 }

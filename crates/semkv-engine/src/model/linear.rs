@@ -44,6 +44,19 @@ impl Linear {
         }
     }
 
+    /// The parameter arrays.
+    pub fn arrays(&self) -> Vec<&Array> {
+        match self {
+            Linear::Dense { weight } => vec![weight],
+            Linear::Quantized {
+                weight,
+                scales,
+                biases,
+                ..
+            } => vec![weight, scales, biases],
+        }
+    }
+
     /// Bytes held by the parameters.
     pub fn nbytes(&self) -> usize {
         match self {

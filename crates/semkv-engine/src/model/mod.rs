@@ -3,12 +3,19 @@
 //! * [`config`] — `config.json` / GGUF metadata as a [`config::Gemma3Config`];
 //! * [`weights`] — tensor maps and the weight formats (bf16, f32, 4-bit);
 //! * [`linear`] — a dense or quantized projection;
+//! * [`attention`] — grouped-query self-attention with RoPE, shared by the families;
 //! * [`gemma3`] — the model: embedding, blocks, norms, output head (single and batched);
 //! * [`loader`] — from a directory, a `.gguf` file, a known name or a hub id to an
 //!   [`crate::Engine`].
 
+pub(crate) mod attention;
 pub mod config;
+pub mod family;
 pub mod gemma3;
 pub mod linear;
+pub mod llama;
+pub mod llama_config;
 pub mod loader;
 pub mod weights;
+
+pub use family::Model;

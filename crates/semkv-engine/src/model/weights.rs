@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use mlx_rs::{Array, Dtype};
 
-use crate::model::config::{Gemma3Config, QuantParams};
+use crate::model::config::{QuantParams, QuantizationConfig};
 use crate::model::linear::Linear;
 use crate::EngineError;
 
@@ -50,7 +50,8 @@ impl std::str::FromStr for WeightFormat {
     }
 }
 
-/// The tensors of a checkpoint by HF name, with multimodal prefixes removed.
+/// The tensors of a checkpoint by HF name (`model.*`, `lm_head.*`), with multimodal
+/// prefixes removed.
 pub struct TensorMap {
     tensors: HashMap<String, Array>,
     format: WeightFormat,
@@ -77,7 +78,8 @@ impl TensorMap {
                     .strip_prefix("language_model.")
                     .unwrap_or(&name)
                     .to_owned();
-                name.starts_with("model.").then_some((name, array))
+                (name.starts_with("model.") || name.starts_with("lm_head."))
+                    .then_some((name, array))
             })
             .collect();
         Self { tensors, format }
@@ -109,8 +111,23 @@ impl TensorMap {
         self.float(one_plus)
     }
 
+    /// A plain RMSNorm weight `w` (Llama family), converted.
+    pub fn plain_norm(&mut self, name: &str) -> Result<Array, EngineError> {
+        let w = self.take(&format!("{name}.weight"))?;
+        self.float(w)
+    }
+
+    /// Whether the checkpoint has a tensor `{name}.weight`.
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(&format!("{name}.weight"))
+    }
+
     /// A linear layer (`{name}.weight`, plus `.scales`/`.biases` when quantized).
-    pub fn linear(&mut self, name: &str, config: &Gemma3Config) -> Result<Linear, EngineError> {
+    pub fn linear(
+        &mut self,
+        name: &str,
+        quantization: Option<&QuantizationConfig>,
+    ) -> Result<Linear, EngineError> {
         let weight = self.take(&format!("{name}.weight"))?;
         let scales = self.tensors.remove(&format!("{name}.scales"));
         let Some(scales) = scales else {
@@ -119,15 +136,11 @@ impl TensorMap {
             });
         };
         let biases = self.take(&format!("{name}.biases"))?;
-        let params = config
-            .quantization
-            .as_ref()
-            .map(|q| q.for_module(name))
-            .ok_or_else(|| {
-                EngineError::Load(format!(
-                    "{name} is quantized but config.json has no quantization block"
-                ))
-            })?;
+        let params = quantization.map(|q| q.for_module(name)).ok_or_else(|| {
+            EngineError::Load(format!(
+                "{name} is quantized but config.json has no quantization block"
+            ))
+        })?;
         self.quantized(name, weight, scales, biases, params)
     }
 

@@ -1,19 +1,23 @@
-//! Reading Gemma 3 checkpoints stored as GGUF files.
+//! Reading Gemma 3 and Llama-family checkpoints stored as GGUF files.
 //!
-//! A GGUF file holds the model configuration as `gemma3.*` metadata keys and
-//! the weights as (mostly quantized) ggml tensors. [`GgufFile`] opens such a
-//! file, derives a Hugging Face style [`Gemma3TextConfig`] from its metadata
+//! A GGUF file holds the model configuration as `{architecture}.*` metadata
+//! keys and the weights as (mostly quantized) ggml tensors. [`GgufFile`] opens
+//! such a file, derives a Hugging Face style [`ModelConfig`] from its metadata
 //! and dequantizes its tensors to `f32` under their Hugging Face names and
 //! shapes, so that the engine can treat the result like an HF checkpoint:
 //!
 //! * names: `blk.N.attn_q.weight` becomes `model.layers.N.self_attn.q_proj.weight`
-//!   and so on (see [`hf_tensor_name`]);
+//!   and so on (see [`hf_tensor_name`]; `ffn_norm` is the pre-MLP norm of
+//!   either family, named differently by each);
 //! * shapes: row-major, outermost dimension first (`q_proj.weight` is
 //!   `[out_features, in_features]`); ggml lists dimensions innermost first and
 //!   the reader reverses them;
-//! * norms: GGUF stores Gemma's RMSNorm weights with the `+ 1` of
+//! * Gemma norms: GGUF stores Gemma's RMSNorm weights with the `+ 1` of
 //!   `x * (1 + w)` folded in; they are returned as `w` (HF convention) by
-//!   subtracting 1.
+//!   subtracting 1;
+//! * Llama q/k: llama.cpp's converter reorders the rows of each query and key
+//!   head for its interleaved RoPE; they are put back in HF order (see
+//!   [`unpermute_heads`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -27,12 +31,35 @@ use thiserror::Error;
 mod config;
 mod metadata;
 
-use config::gemma3_config;
-pub use config::{Gemma3TextConfig, RopeScaling};
+use config::{gemma3_config, llama_config};
+pub use config::{Gemma3TextConfig, LlamaTextConfig, ModelConfig, RopeScaling};
 pub(crate) use metadata::Metadata;
 
-/// The `general.architecture` value of the files this module reads.
+/// The `general.architecture` of Gemma 3 files.
 pub const GEMMA3_ARCHITECTURE: &str = "gemma3";
+
+/// The `general.architecture` of Llama-family files (Llama 2/3, SmolLM, ...).
+pub const LLAMA_ARCHITECTURE: &str = "llama";
+
+/// The model families this module reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    /// Gemma 3 text models.
+    Gemma3,
+    /// The Llama family.
+    Llama,
+}
+
+impl Architecture {
+    /// The family of a `general.architecture` value.
+    pub fn from_gguf(name: &str) -> Option<Self> {
+        match name {
+            GEMMA3_ARCHITECTURE => Some(Architecture::Gemma3),
+            LLAMA_ARCHITECTURE => Some(Architecture::Llama),
+            _ => None,
+        }
+    }
+}
 
 /// Errors from reading a GGUF file.
 #[derive(Debug, Error)]
@@ -54,7 +81,7 @@ pub enum GgufError {
         source: candle_core::Error,
     },
     /// The file holds a model of another architecture.
-    #[error("unsupported GGUF architecture {found:?} (only {GEMMA3_ARCHITECTURE:?} is supported)")]
+    #[error("unsupported GGUF architecture {found:?} ({GEMMA3_ARCHITECTURE:?} and {LLAMA_ARCHITECTURE:?} are supported)")]
     Architecture {
         /// The file's `general.architecture`.
         found: String,
@@ -114,7 +141,7 @@ pub struct NamedTensor {
 #[derive(Clone, Debug, PartialEq)]
 pub struct GgufMetadata {
     /// The model configuration.
-    pub config: Gemma3TextConfig,
+    pub config: ModelConfig,
     /// Every tensor, in [`GgufFile::tensor_summaries`] order.
     pub tensors: Vec<TensorSummary>,
 }
@@ -123,25 +150,26 @@ pub struct GgufMetadata {
 #[derive(Clone, Debug, PartialEq)]
 pub struct GgufCheckpoint {
     /// The model configuration.
-    pub config: Gemma3TextConfig,
+    pub config: ModelConfig,
     /// Every tensor, in [`GgufFile::tensor_summaries`] order.
     pub tensors: Vec<NamedTensor>,
 }
 
-/// An open Gemma 3 GGUF file: its metadata is parsed, its tensors are read on
-/// demand.
+/// An open GGUF file of a supported family: its metadata is parsed, its tensors
+/// are read on demand.
 #[derive(Debug)]
 pub struct GgufFile {
     path: PathBuf,
     reader: BufReader<File>,
     content: Content,
-    config: Gemma3TextConfig,
+    architecture: Architecture,
+    config: ModelConfig,
     tensors: Vec<TensorSummary>,
 }
 
 impl GgufFile {
-    /// Opens `path`, parses its metadata and checks that it is a Gemma 3
-    /// model whose tensors all have Hugging Face names.
+    /// Opens `path`, parses its metadata and checks that it is a model of a
+    /// supported family whose tensors all have Hugging Face names.
     pub fn open(path: &Path) -> Result<Self, GgufError> {
         let file = File::open(path).map_err(|source| GgufError::Open {
             path: path.to_owned(),
@@ -153,18 +181,21 @@ impl GgufFile {
             source,
         })?;
         let meta = Metadata(&content.metadata);
-        let architecture = meta.string("general.architecture")?;
-        if architecture != GEMMA3_ARCHITECTURE {
-            return Err(GgufError::Architecture {
-                found: architecture.to_owned(),
-            });
-        }
-        let tensors = summarize_tensors(&content)?;
-        let config = gemma3_config(&meta, &tensors)?;
+        let name = meta.string("general.architecture")?;
+        let architecture =
+            Architecture::from_gguf(name).ok_or_else(|| GgufError::Architecture {
+                found: name.to_owned(),
+            })?;
+        let tensors = summarize_tensors(&content, architecture)?;
+        let config = match architecture {
+            Architecture::Gemma3 => ModelConfig::Gemma3(gemma3_config(&meta, &tensors)?),
+            Architecture::Llama => ModelConfig::Llama(llama_config(&meta, &tensors)?),
+        };
         Ok(Self {
             path: path.to_owned(),
             reader,
             content,
+            architecture,
             config,
             tensors,
         })
@@ -176,8 +207,13 @@ impl GgufFile {
     }
 
     /// The model configuration derived from the metadata.
-    pub fn config(&self) -> &Gemma3TextConfig {
+    pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// The model family.
+    pub fn architecture(&self) -> Architecture {
+        self.architecture
     }
 
     /// Every tensor of the file: the embedding first, then the blocks in
@@ -207,9 +243,19 @@ impl GgufFile {
             .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1::<f32>())
             .map_err(tensor_error)?;
-        if is_gemma_norm(&summary.name) {
-            // GGUF folds RMSNorm's `1 + w` into the stored weight; HF stores `w`.
-            data.iter_mut().for_each(|w| *w -= 1.0);
+        let (heads, kv_heads, head_dim) = self.config.heads();
+        match self.architecture {
+            Architecture::Gemma3 if is_norm(&summary.name) => {
+                // GGUF folds RMSNorm's `1 + w` into the stored weight; HF stores `w`.
+                data.iter_mut().for_each(|w| *w -= 1.0);
+            }
+            Architecture::Llama if summary.name.ends_with("self_attn.q_proj.weight") => {
+                data = unpermute_heads(&data, heads, head_dim)?;
+            }
+            Architecture::Llama if summary.name.ends_with("self_attn.k_proj.weight") => {
+                data = unpermute_heads(&data, kv_heads, head_dim)?;
+            }
+            _ => {}
         }
         Ok(NamedTensor {
             name: summary.name.clone(),
@@ -247,9 +293,40 @@ pub fn load_checkpoint(path: &Path) -> Result<GgufCheckpoint, GgufError> {
     GgufFile::open(path)?.into_checkpoint()
 }
 
-/// The Hugging Face name of a Gemma 3 GGUF tensor, or `None` if the name is
-/// not one of Gemma 3's.
-pub fn hf_tensor_name(gguf_name: &str) -> Option<String> {
+/// Undoes llama.cpp's reordering of a query or key projection (`[heads *
+/// head_dim, in]`, row-major): within each head, its converter moved HF row
+/// `j * head_dim / 2 + i` to row `2 i + j` so that its interleaved RoPE rotates
+/// adjacent rows; this moves them back.
+pub fn unpermute_heads(data: &[f32], heads: usize, head_dim: usize) -> Result<Vec<f32>, GgufError> {
+    let rows = heads * head_dim;
+    if rows == 0 || !head_dim.is_multiple_of(2) || !data.len().is_multiple_of(rows) {
+        return Err(GgufError::Tensor {
+            name: format!("q/k projection of {heads} heads x {head_dim}"),
+            source: candle_core::Error::Msg(format!(
+                "{} values do not form {rows} rows of even-width heads",
+                data.len()
+            )),
+        });
+    }
+    let width = data.len() / rows;
+    let half = head_dim / 2;
+    let mut out = vec![0.0; data.len()];
+    for h in 0..heads {
+        for i in 0..half {
+            for j in 0..2 {
+                let from = h * head_dim + 2 * i + j;
+                let to = h * head_dim + j * half + i;
+                out[to * width..(to + 1) * width]
+                    .copy_from_slice(&data[from * width..(from + 1) * width]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The Hugging Face name of a GGUF tensor of `architecture`, or `None` if the
+/// name is not one of that family's.
+pub fn hf_tensor_name(architecture: Architecture, gguf_name: &str) -> Option<String> {
     match gguf_name {
         "token_embd.weight" => return Some("model.embed_tokens.weight".to_owned()),
         "output_norm.weight" => return Some("model.norm.weight".to_owned()),
@@ -268,7 +345,10 @@ pub fn hf_tensor_name(gguf_name: &str) -> Option<String> {
         "attn_k_norm.weight" => "self_attn.k_norm.weight",
         "attn_norm.weight" => "input_layernorm.weight",
         "post_attention_norm.weight" => "post_attention_layernorm.weight",
-        "ffn_norm.weight" => "pre_feedforward_layernorm.weight",
+        "ffn_norm.weight" => match architecture {
+            Architecture::Gemma3 => "pre_feedforward_layernorm.weight",
+            Architecture::Llama => "post_attention_layernorm.weight",
+        },
         "post_ffw_norm.weight" => "post_feedforward_layernorm.weight",
         "ffn_gate.weight" => "mlp.gate_proj.weight",
         "ffn_up.weight" => "mlp.up_proj.weight",
@@ -278,9 +358,8 @@ pub fn hf_tensor_name(gguf_name: &str) -> Option<String> {
     Some(format!("model.layers.{layer}.{hf_leaf}"))
 }
 
-/// Whether an HF tensor name is one of Gemma's RMSNorm weights (applied as
-/// `1 + w`).
-fn is_gemma_norm(hf_name: &str) -> bool {
+/// Whether an HF tensor name is an RMSNorm weight (applied as `1 + w` by Gemma).
+fn is_norm(hf_name: &str) -> bool {
     hf_name.ends_with("norm.weight")
 }
 
@@ -294,12 +373,15 @@ fn layer_of(hf_name: &str) -> Option<usize> {
         .ok()
 }
 
-fn summarize_tensors(content: &Content) -> Result<Vec<TensorSummary>, GgufError> {
+fn summarize_tensors(
+    content: &Content,
+    architecture: Architecture,
+) -> Result<Vec<TensorSummary>, GgufError> {
     let mut tensors = content
         .tensor_infos
         .iter()
         .map(|(gguf_name, info)| {
-            let name = hf_tensor_name(gguf_name)
+            let name = hf_tensor_name(architecture, gguf_name)
                 .ok_or_else(|| GgufError::UnknownTensor(gguf_name.clone()))?;
             Ok(TensorSummary {
                 gguf_name: gguf_name.clone(),
@@ -344,31 +426,62 @@ mod tests {
         ];
         for (gguf, hf) in cases {
             assert_eq!(
-                hf_tensor_name(&format!("blk.17.{gguf}.weight")).as_deref(),
+                hf_tensor_name(Architecture::Gemma3, &format!("blk.17.{gguf}.weight")).as_deref(),
                 Some(format!("model.layers.17.{hf}.weight").as_str())
             );
         }
         assert_eq!(
-            hf_tensor_name("token_embd.weight").as_deref(),
+            hf_tensor_name(Architecture::Gemma3, "token_embd.weight").as_deref(),
             Some("model.embed_tokens.weight")
         );
         assert_eq!(
-            hf_tensor_name("output_norm.weight").as_deref(),
+            hf_tensor_name(Architecture::Gemma3, "output_norm.weight").as_deref(),
             Some("model.norm.weight")
         );
-        assert_eq!(hf_tensor_name("blk.x.attn_q.weight"), None);
-        assert_eq!(hf_tensor_name("blk.0.rope_freqs.weight"), None);
+        assert_eq!(
+            hf_tensor_name(Architecture::Gemma3, "blk.x.attn_q.weight"),
+            None
+        );
+        assert_eq!(
+            hf_tensor_name(Architecture::Gemma3, "blk.0.rope_freqs.weight"),
+            None
+        );
     }
 
     #[test]
     fn recognizes_norms_and_layers() {
-        assert!(is_gemma_norm("model.norm.weight"));
-        assert!(is_gemma_norm("model.layers.3.self_attn.k_norm.weight"));
-        assert!(is_gemma_norm(
-            "model.layers.3.pre_feedforward_layernorm.weight"
-        ));
-        assert!(!is_gemma_norm("model.layers.3.mlp.up_proj.weight"));
+        assert!(is_norm("model.norm.weight"));
+        assert!(is_norm("model.layers.3.self_attn.k_norm.weight"));
+        assert!(is_norm("model.layers.3.pre_feedforward_layernorm.weight"));
+        assert!(!is_norm("model.layers.3.mlp.up_proj.weight"));
         assert_eq!(layer_of("model.layers.12.mlp.up_proj.weight"), Some(12));
         assert_eq!(layer_of("model.norm.weight"), None);
+    }
+
+    #[test]
+    fn llama_names_its_pre_mlp_norm_differently() {
+        assert_eq!(
+            hf_tensor_name(Architecture::Llama, "blk.3.ffn_norm.weight").as_deref(),
+            Some("model.layers.3.post_attention_layernorm.weight")
+        );
+        assert_eq!(
+            hf_tensor_name(Architecture::Llama, "blk.3.attn_norm.weight").as_deref(),
+            Some("model.layers.3.input_layernorm.weight")
+        );
+    }
+
+    #[test]
+    fn unpermute_restores_hf_row_order() {
+        // Two heads of width 4, one column: HF rows 0..8. llama.cpp's order puts
+        // the halves of each head side by side: rows (0, 2, 1, 3) of head 0 become
+        // (0, 1, 2, 3) in GGUF order, i.e. GGUF row 2i + j holds HF row 2j + i.
+        let hf: Vec<f32> = (0..8).map(|r| r as f32).collect();
+        let gguf: Vec<f32> = [0, 2, 1, 3, 4, 6, 5, 7].iter().map(|&r| r as f32).collect();
+        assert_eq!(unpermute_heads(&gguf, 2, 4).unwrap(), hf);
+        // Wider rows move whole.
+        let wide: Vec<f32> = gguf.iter().flat_map(|&r| [r, r + 0.5]).collect();
+        let back = unpermute_heads(&wide, 2, 4).unwrap();
+        assert_eq!(back[2..4], [1.0, 1.5]);
+        assert!(unpermute_heads(&gguf, 3, 4).is_err());
     }
 }

@@ -41,6 +41,27 @@ pub fn gemma3_270m_gguf() -> Option<PathBuf> {
     None
 }
 
+/// The real SmolLM2 135M Instruct GGUF in the default cache; `None` (after saying
+/// so) when it is absent and not required; panics when it is absent and
+/// `SEMKV_REQUIRE_MODELS=1`.
+pub fn smollm2_gguf() -> Option<PathBuf> {
+    let cache = semkv_models::default_cache_dir().expect("a cache directory");
+    let path = semkv_models::pull::model_path(&cache, &semkv_models::SMOLLM2_135M_INSTRUCT);
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        !models_required(),
+        "{REQUIRE_ENV}=1 but SmolLM2 135M Instruct is not at {} (make model)",
+        path.display()
+    );
+    eprintln!(
+        "skipping: no SmolLM2 GGUF at {} (make model)",
+        path.display()
+    );
+    None
+}
+
 /// The repository's `tests/fixtures` directory.
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
