@@ -123,6 +123,7 @@ pub async fn serve(
             store: store.clone(),
             model: model.clone(),
             tokenizer: info.tokenizer.clone(),
+            chat: info.chat.clone(),
             max_context: match config.max_context_tokens {
                 0 => info.max_positions,
                 n => n.min(info.max_positions),

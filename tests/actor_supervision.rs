@@ -76,6 +76,7 @@ async fn killed_cluster_actor_is_restarted_from_its_store() {
             store: store.clone(),
             model: model::ModelHandle::new(model.clone()),
             tokenizer: info.tokenizer,
+            chat: info.chat,
             max_context: info.max_positions,
         },
     )

@@ -281,12 +281,17 @@ fn sampling_is_reproducible_from_seed() {
 
 #[test]
 fn chat_prompt_generates_text_and_stops_on_request() {
-    use semkv_engine::generate::chat::{render_conversation, Role, Turn};
+    use semkv_engine::generate::chat::{Role, Turn};
     let e = engine();
-    let text = render_conversation(&[Turn {
+    let turns = [Turn {
         role: Role::User,
         text: "Tell me about the river.".into(),
-    }]);
+    }];
+    let text = e
+        .chat()
+        .expect("a chat template")
+        .render(&turns, true)
+        .unwrap();
     let ids = e.encode(&text).unwrap();
     assert_eq!(
         ids[0],

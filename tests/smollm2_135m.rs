@@ -3,8 +3,9 @@
 //! dequantized weights with the q/k rows put back in HF order (fixture made by
 //! scripts/smollm2_reference.py).
 //!
-//! Checks: our GGUF byte-level BPE tokenizer gives the reference ids for the
-//! ChatML-rendered prompts; the top-5 next-token ids match and their logits agree
+//! Checks: the model's own chat template (from the GGUF) renders the reference
+//! prompts, whole and turn by turn; our GGUF byte-level BPE tokenizer gives the
+//! reference ids for them; the top-5 next-token ids match and their logits agree
 //! within 0.05 (f32 on both sides; the closest top-2 margin in the fixture is 0.06, so
 //! the order is meaningful); the greedy answer (up to 48 tokens, through
 //! `<|im_end|>`) is identical token for token.
@@ -16,6 +17,7 @@ use std::path::Path;
 
 use mlx_rs::Dtype;
 use semkv_engine::device::DeviceChoice;
+use semkv_engine::generate::chat::Turn;
 use semkv_engine::generate::{prefill, GenerateOptions};
 use semkv_engine::model::loader::load_gguf;
 use semkv_engine::model::weights::WeightFormat;
@@ -28,8 +30,15 @@ struct Reference {
 }
 
 #[derive(Deserialize)]
+struct Message {
+    role: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
 struct Case {
     name: String,
+    messages: Vec<Message>,
     prompt_text: String,
     prompt_ids: Vec<u32>,
     greedy_tokens: Vec<u32>,
@@ -67,7 +76,32 @@ fn smollm2_135m_matches_mlx_lm() {
     let reference: Reference =
         serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
     assert!(reference.cases.len() >= 3);
+    let template = engine.chat().expect("SmolLM2 ships a chat template");
     for case in &reference.cases {
+        // The model's own template, rendered whole and turn by turn as the daemon
+        // extends a cluster, writes the reference prompt exactly.
+        let turns: Vec<Turn> = case
+            .messages
+            .iter()
+            .map(|m| Turn {
+                role: m.role.parse().unwrap(),
+                text: m.content.clone(),
+            })
+            .collect();
+        assert_eq!(template.render(&turns, true).unwrap(), case.prompt_text);
+        let (mut pending, mut text) = (None, String::new());
+        for turn in &turns {
+            // As the daemon does: the cache is empty until some text was written.
+            let added = template.append(std::slice::from_ref(turn), text.is_empty(), &mut pending);
+            text.push_str(&added.unwrap());
+        }
+        text.push_str(
+            &template
+                .generation_prompt(&[], false, &mut pending)
+                .unwrap(),
+        );
+        assert_eq!(text, case.prompt_text, "{}: turn by turn", case.name);
+
         let ids = engine.encode(&case.prompt_text).unwrap();
         assert_eq!(ids, case.prompt_ids, "{}: tokenizer ids differ", case.name);
 

@@ -243,11 +243,12 @@ impl ClusterState {
         let before = self.meta.clone();
         let mut after = before.clone();
         let text = prompt::append_text(
+            self.ctx.chat.as_ref(),
             &turns,
             format,
             before.tokens == 0,
             &mut after.pending_system,
-        );
+        )?;
         let tokens = self.encode(&text)?;
         self.fits(
             "turns",
@@ -310,11 +311,12 @@ impl ClusterState {
         let before = self.meta.clone();
         let mut pending = before.pending_system.clone();
         let text = prompt::generation_text(
+            self.ctx.chat.as_ref(),
             &params.turns,
             params.format,
             before.tokens == 0,
             &mut pending,
-        );
+        )?;
         let prompt = self.encode(&text)?;
         if prompt.is_empty() && before.tokens == 0 {
             return Err(ServiceError::invalid(

@@ -206,6 +206,7 @@ impl Actor for ModelActor {
                     fingerprint: state.engine.fingerprint().to_owned(),
                     device: state.engine.device().clone(),
                     tokenizer: state.engine.tokenizer().clone(),
+                    chat: state.engine.chat().cloned(),
                     max_positions: state.engine.model().max_positions(),
                 });
             }

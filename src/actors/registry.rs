@@ -10,6 +10,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use crate::cluster_id::ClusterId;
 use crate::error::ServiceError;
 use crate::store::{ClusterMeta, Store};
+use semkv_engine::generate::chat::ChatTemplate;
 use semkv_engine::generate::tokenizer::TextTokenizer;
 
 use super::cluster::{ClusterActor, ClusterArgs, ClusterContext, ClusterMsg, DELETED};
@@ -50,6 +51,8 @@ pub struct RegistryArgs {
     pub store: Store,
     pub model: ModelHandle,
     pub tokenizer: TextTokenizer,
+    /// The model's chat template (none: only raw text).
+    pub chat: Option<ChatTemplate>,
     /// Most tokens a cluster may hold.
     pub max_context: usize,
 }
@@ -106,6 +109,7 @@ impl Actor for Registry {
                 store: args.store,
                 model: args.model,
                 tokenizer: args.tokenizer,
+                chat: args.chat,
                 max_context: args.max_context,
                 registry: myself,
             }),

@@ -11,7 +11,7 @@ use crate::cluster_id::ClusterId;
 use crate::scheduler::StepCost;
 use crate::store::Segment;
 use semkv_engine::cache::ModelCache;
-use semkv_engine::generate::{chat, GenerateOptions, Generation, GenerationOutput, Step};
+use semkv_engine::generate::{GenerateOptions, Generation, GenerationOutput, Step};
 use semkv_engine::{Engine, EngineError};
 
 use super::{GenEvent, LoadReport};
@@ -32,8 +32,8 @@ pub struct GenerateSpec {
     pub options: GenerateOptions,
     /// Extend the cluster's cache with prompt + output (else work on a copy).
     pub commit: bool,
-    /// After a committed generation, close the model's chat turn
-    /// (`<end_of_turn>\n`) so the next turn starts cleanly.
+    /// After a committed generation, close the model's chat turn (what its template
+    /// writes after an answer, e.g. `<end_of_turn>\n`) so the next turn starts cleanly.
     pub close_chat_turn: bool,
 }
 
@@ -345,9 +345,15 @@ impl Job {
             self.send(GenEvent::Token { id, text });
         }
         if close {
-            let eot = engine.tokenizer().inner().token_to_id(chat::END_OF_TURN);
-            let ended_with_eot = eot.is_some() && out.tokens.last().copied() == eot;
-            let tokens = engine.encode(chat::close_model_turn(ended_with_eot))?;
+            let last = out
+                .tokens
+                .last()
+                .and_then(|&id| engine.tokenizer().inner().id_to_token(id));
+            let close = match engine.chat() {
+                Some(chat) => chat.close_answer(last.as_deref())?,
+                None => String::new(),
+            };
+            let tokens = engine.encode(&close)?;
             if !tokens.is_empty() {
                 self.phases.push_back(Phase::Prefill {
                     tokens,

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use semkv_engine::generate::chat::{render_conversation, Role, Turn};
+use semkv_engine::generate::chat::{Role, Turn};
 use semkv_engine::generate::GenerateOptions;
 use semkv_engine::model::loader::{load_engine, DEFAULT_MODEL};
 use semkv_engine::LoadOptions;
@@ -40,10 +40,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         engine.fingerprint()
     );
     let text = if chat {
-        render_conversation(&[Turn {
-            role: Role::User,
-            text: prompt.clone(),
-        }])
+        let template = engine
+            .chat()
+            .ok_or("this model has no chat template; leave out --chat")?;
+        template.render(
+            &[Turn {
+                role: Role::User,
+                text: prompt.clone(),
+            }],
+            true,
+        )?
     } else {
         format!("<bos>{prompt}")
     };

@@ -44,6 +44,7 @@ use std::path::Path;
 
 use cache::{batch_cache, codec as cache_codec, ModelCache};
 use device::{DeviceChoice, DeviceInfo};
+use generate::chat::ChatTemplate;
 use generate::tokenizer::TextTokenizer;
 use generate::{batch, GenerateOptions, GenerationOutput, TokenEvent};
 use model::weights::WeightFormat;
@@ -61,6 +62,7 @@ pub struct LoadOptions {
 pub struct Engine {
     model: Model,
     tokenizer: TextTokenizer,
+    chat: Option<ChatTemplate>,
     device: DeviceInfo,
     fingerprint: String,
 }
@@ -72,10 +74,13 @@ impl Engine {
         let format = options.weights.resolve(device.is_gpu);
         let model = Model::load_dir(dir, format)?;
         let tokenizer = TextTokenizer::from_dir(dir)?;
+        let template = ChatTemplate::source_in_dir(dir);
+        let chat = ChatTemplate::for_model(template.as_deref(), model.family(), &tokenizer)?;
         let fingerprint = fingerprint_dir(dir)?;
         Ok(Self {
             model,
             tokenizer,
+            chat,
             device,
             fingerprint,
         })
@@ -85,15 +90,22 @@ impl Engine {
     pub fn from_parts(
         model: Model,
         tokenizer: TextTokenizer,
+        chat: Option<ChatTemplate>,
         device: DeviceInfo,
         fingerprint: String,
     ) -> Self {
         Self {
             model,
             tokenizer,
+            chat,
             device,
             fingerprint,
         }
+    }
+
+    /// The model's chat template (none: the model has no chat format; use raw text).
+    pub fn chat(&self) -> Option<&ChatTemplate> {
+        self.chat.as_ref()
     }
 
     pub fn model(&self) -> &Model {

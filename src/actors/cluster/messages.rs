@@ -8,7 +8,7 @@ use std::time::Duration;
 use ractor::{ActorRef, RpcReplyPort};
 use tokio::sync::mpsc::UnboundedSender;
 
-use semkv_engine::generate::chat::Turn;
+use semkv_engine::generate::chat::{ChatTemplate, Turn};
 use semkv_engine::generate::tokenizer::TextTokenizer;
 use semkv_engine::generate::GenerateOptions;
 
@@ -24,6 +24,8 @@ pub struct ClusterContext {
     pub store: Store,
     pub model: ModelHandle,
     pub tokenizer: TextTokenizer,
+    /// The model's chat template (none: only raw text).
+    pub chat: Option<ChatTemplate>,
     /// Most tokens a cluster's cache may hold (the model's positions, or less with
     /// `--max-context-tokens`); past it requests get OUT_OF_RANGE before any work.
     pub max_context: usize,

@@ -8,6 +8,7 @@ use ractor::RpcReplyPort;
 use tokio::sync::mpsc::UnboundedSender;
 
 use semkv_engine::device::DeviceInfo;
+use semkv_engine::generate::chat::ChatTemplate;
 use semkv_engine::generate::tokenizer::TextTokenizer;
 use semkv_engine::generate::GenerationOutput;
 
@@ -84,6 +85,8 @@ pub struct EngineInfo {
     pub fingerprint: String,
     pub device: DeviceInfo,
     pub tokenizer: TextTokenizer,
+    /// The model's chat template (none: only raw text).
+    pub chat: Option<ChatTemplate>,
     /// Positions the model was trained for (its longest context).
     pub max_positions: usize,
 }

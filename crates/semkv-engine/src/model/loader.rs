@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use mlx_rs::{Array, Dtype};
 use semkv_models::{gguf::GgufFile, pull, ModelConfig};
 
+use crate::generate::chat::ChatTemplate;
 use crate::generate::tokenizer::TextTokenizer;
 use crate::model::weights::{TensorMap, WeightFormat};
 use crate::model::Model;
@@ -140,9 +141,11 @@ pub fn load_gguf(path: &Path, options: &LoadOptions) -> Result<Engine, EngineErr
         &[path],
     )
     .map_err(|e| EngineError::Load(e.to_string()))?;
+    let chat = ChatTemplate::for_model(file.chat_template(), model.family(), &tokenizer)?;
     Ok(Engine::from_parts(
         model,
         tokenizer,
+        chat,
         device,
         fingerprint.as_str().to_owned(),
     ))

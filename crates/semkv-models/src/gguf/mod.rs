@@ -216,6 +216,14 @@ impl GgufFile {
         self.architecture
     }
 
+    /// The chat template the file carries (`tokenizer.chat_template`), if any.
+    pub fn chat_template(&self) -> Option<&str> {
+        match self.content.metadata.get("tokenizer.chat_template") {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Every tensor of the file: the embedding first, then the blocks in
     /// layer order (names sorted within a block), then the final norm.
     pub fn tensor_summaries(&self) -> &[TensorSummary] {
