@@ -76,7 +76,9 @@ pub struct Cli {
     /// Directory of the persistent store [default: ./semkv-data].
     #[arg(long, env = "SEMKV_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The model: checkpoint directory, .gguf file, or model name.
+    /// The model: checkpoint directory, .gguf file, Hugging Face repo id, or a name
+    /// (`gemma-3-270m`, `smollm2-135m-instruct`: `semkv model list`) [default:
+    /// gemma-3-270m].
     #[arg(long, env = "SEMKV_MODEL")]
     pub model: Option<String>,
     /// auto, cpu or gpu [default: auto].

@@ -65,9 +65,14 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `semkvd` on a free port with its store in `data_dir`.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_model(data_dir, &model_dir(), extra)
+    }
+
+    /// Like [`Daemon::start`] on another model (a checkpoint directory).
+    pub fn start_with_model(data_dir: &Path, model: &Path, extra: &[&str]) -> Self {
         let inner = semkv_client::LocalDaemon::builder(data_dir)
             .bin(env!("CARGO_BIN_EXE_semkvd"))
-            .model(model_dir())
+            .model(model)
             .device("cpu")
             .args(extra)
             .env("RUST_LOG", "warn")
