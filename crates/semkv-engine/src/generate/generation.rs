@@ -84,7 +84,7 @@ impl GenerationOutput {
     }
 }
 
-fn token_array(tokens: &[u32]) -> Array {
+pub(crate) fn token_array(tokens: &[u32]) -> Array {
     let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
     Array::from_slice(&ids, &[1, ids.len() as i32])
 }
@@ -116,7 +116,7 @@ pub fn prefill(
 
 /// Refuses token ids the model has no embedding for (they would index past its
 /// embedding table): every prompt and prefill passes here before the model.
-fn check_tokens(model: &Model, tokens: &[u32]) -> Result<(), EngineError> {
+pub(crate) fn check_tokens(model: &Model, tokens: &[u32]) -> Result<(), EngineError> {
     let vocab = model.vocab_size();
     match tokens.iter().find(|&&t| t as usize >= vocab) {
         Some(t) => Err(EngineError::InvalidInput(format!(

@@ -5,13 +5,15 @@
 //!   [`run`], which drives one to its end;
 //! * [`batch`] — one decode step for several generations in one forward pass;
 //! * [`sampling`] — greedy, temperature, top-k/top-p, repetition penalty, seeds;
-//! * [`chat`] — the Gemma chat markup (the only place it is written);
+//! * [`score`] — teacher-forced log-probabilities of a given continuation;
+//! * [`chat`] — conversations written by the model's own chat template;
 //! * [`tokenizer`] — encoding, and streaming decode that holds back partial UTF-8.
 
 pub mod batch;
 pub mod chat;
 pub mod generation;
 pub mod sampling;
+pub mod score;
 pub mod tokenizer;
 
 pub use generation::{
