@@ -23,6 +23,7 @@ mod messages;
 
 pub use messages::{
     AppendReport, ClusterArgs, ClusterContext, ClusterMsg, GenerateParams, PersistReport,
+    ScoreParams, ScoreReport,
 };
 
 /// The cluster actor (see the module documentation).
@@ -76,6 +77,7 @@ impl Actor for ClusterActor {
             match message {
                 ClusterMsg::Append { reply, .. } => drop(reply.send(Err(gone))),
                 ClusterMsg::Generate { reply, .. } => drop(reply.send(Err(gone))),
+                ClusterMsg::Score { reply, .. } => drop(reply.send(Err(gone))),
                 ClusterMsg::Fork { reply, .. } => drop(reply.send(Err(gone))),
                 ClusterMsg::Evict { reply } => drop(reply.send(Err(gone))),
                 ClusterMsg::Persist { reply } => drop(reply.send(Err(gone))),
@@ -105,6 +107,13 @@ impl Actor for ClusterActor {
                 reply,
             } => {
                 let _ = reply.send(state.fork(new_id, labels).await);
+            }
+            ClusterMsg::Score {
+                params,
+                client,
+                reply,
+            } => {
+                let _ = reply.send(state.score(params, client).await);
             }
             ClusterMsg::Evict { reply } => {
                 let _ = reply.send(state.evict().await);
@@ -389,6 +398,73 @@ impl ClusterState {
         };
         let _ = events.send(GenEvent::Done(Box::new(summary)));
         Ok(())
+    }
+
+    async fn score(
+        &mut self,
+        params: ScoreParams,
+        client: UnboundedSender<GenEvent>,
+    ) -> Result<ScoreReport, ServiceError> {
+        let before = self.meta.clone();
+        let mut pending = before.pending_system.clone();
+        let text = prompt::generation_text(
+            self.ctx.chat.as_ref(),
+            &params.turns,
+            params.format,
+            before.tokens == 0,
+            &mut pending,
+        )?;
+        let prompt = self.encode(&text)?;
+        if prompt.is_empty() && before.tokens == 0 {
+            return Err(ServiceError::invalid(
+                "turns",
+                "the cluster is empty: give some turns to score the continuation after",
+            ));
+        }
+        let continuation = self.encode(&params.continuation)?;
+        if continuation.is_empty() {
+            return Err(ServiceError::invalid(
+                "continuation",
+                "has no tokens to score",
+            ));
+        }
+        self.fits(
+            "continuation",
+            before.tokens as usize + prompt.len() + continuation.len(),
+            "these turns and this continuation",
+        )?;
+        let prompt_tokens = prompt.len();
+        let outcome = self
+            .run(
+                Op::Score {
+                    prompt,
+                    continuation,
+                },
+                Some(client.clone()),
+                false,
+            )
+            .await?;
+        if client.is_closed() {
+            return Err(ServiceError::Unavailable("the client went away".into()));
+        }
+        // A cache rebuilt on the way is worth keeping (the cluster itself is unchanged).
+        if !matches!(outcome.kv, KvWrite::None) {
+            let mut after = before.clone();
+            account(&mut after, &outcome.kv, &outcome.load);
+            self.ctx
+                .store
+                .commit(&before, &after, &[], &[], outcome.kv)
+                .await?;
+            self.meta = after;
+        }
+        Ok(ScoreReport {
+            scores: outcome.scores,
+            prompt_tokens,
+            reused_tokens: (before.tokens as usize).saturating_sub(outcome.load.rebuilt_tokens),
+            queue_time: outcome.queue_time,
+            model_time: outcome.model_time,
+            load: outcome.load,
+        })
     }
 
     async fn fork(

@@ -436,6 +436,7 @@ impl ModelState {
             kv,
             total_tokens: total,
             output: job.output.take(),
+            scores: std::mem::take(&mut job.scores),
             load: job.load.clone(),
             queue_time: first.duration_since(job.submitted),
             model_time: now.duration_since(first),

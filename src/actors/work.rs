@@ -11,6 +11,7 @@ use crate::cluster_id::ClusterId;
 use crate::scheduler::StepCost;
 use crate::store::Segment;
 use semkv_engine::cache::ModelCache;
+use semkv_engine::generate::score::{score_continuation, TokenScore};
 use semkv_engine::generate::{GenerateOptions, Generation, GenerationOutput, Step};
 use semkv_engine::{Engine, EngineError};
 
@@ -23,6 +24,11 @@ pub enum Op {
     Prefill { tokens: Vec<u32> },
     /// Generate after the cluster's cache.
     Generate(GenerateSpec),
+    /// Score `continuation` after the cluster's cache and `prompt`, on a copy.
+    Score {
+        prompt: Vec<u32>,
+        continuation: Vec<u32>,
+    },
 }
 
 /// A generation request, in tokens.
@@ -52,6 +58,15 @@ enum Phase {
         streamed: String,
         streamed_tokens: usize,
     },
+    /// Scoring on a private copy of the cache: the prompt's chunks, then the
+    /// continuation's, each scored against the logits before it.
+    Score {
+        prompt: Vec<u32>,
+        continuation: Vec<u32>,
+        fork: Option<ModelCache>,
+        /// Tokens of prompt + continuation fed so far.
+        done: usize,
+    },
 }
 
 /// Whether a job has more steps to take.
@@ -71,6 +86,8 @@ pub struct Job {
     /// Token segments added to the cluster's cache, in order.
     pub segments: Vec<Segment>,
     pub output: Option<GenerationOutput>,
+    /// The scores of a scoring job, in continuation order.
+    pub scores: Vec<TokenScore>,
     pub submitted: Instant,
     pub first_step: Option<Instant>,
     pub load: LoadReport,
@@ -103,6 +120,15 @@ impl Job {
                 streamed: String::new(),
                 streamed_tokens: 0,
             },
+            Op::Score {
+                prompt,
+                continuation,
+            } => Phase::Score {
+                prompt,
+                continuation,
+                fork: None,
+                done: 0,
+            },
         };
         Self {
             cluster: cluster.clone(),
@@ -111,6 +137,7 @@ impl Job {
             from_tokens,
             segments: Vec::new(),
             output: None,
+            scores: Vec::new(),
             submitted: Instant::now(),
             first_step: None,
             load: LoadReport::default(),
@@ -137,6 +164,7 @@ impl Job {
         self.phases.iter().any(|p| match p {
             Phase::Prefill { .. } => true,
             Phase::Generate { spec, .. } => spec.commit,
+            Phase::Score { .. } => false,
         })
     }
 
@@ -154,6 +182,20 @@ impl Job {
                 done,
                 ..
             }) => StepCost::prefill((tokens.len() - done).min(*chunk) as u32),
+            Some(Phase::Score {
+                prompt,
+                continuation,
+                done,
+                ..
+            }) => {
+                // Prompt and continuation are chunked separately.
+                let left = if *done < prompt.len() {
+                    prompt.len() - done
+                } else {
+                    prompt.len() + continuation.len() - done
+                };
+                StepCost::prefill(left.min(self.prefill_chunk).max(1) as u32)
+            }
             Some(Phase::Generate {
                 spec, generation, ..
             }) => {
@@ -234,6 +276,36 @@ impl Job {
                 let target = fork.as_mut().unwrap_or(cache);
                 let step = engine.step(g, target)?;
                 return self.after_generation_step(engine, cache, step);
+            }
+            Phase::Score {
+                prompt,
+                continuation,
+                fork,
+                done,
+            } => {
+                if abandoned {
+                    self.phases.pop_front();
+                    return Ok(self.progress());
+                }
+                let copy = fork.get_or_insert_with(|| cache.fork());
+                let chunk = self.prefill_chunk;
+                if *done < prompt.len() {
+                    let end = (*done + chunk).min(prompt.len());
+                    // The last prompt chunk keeps its logits: they score the first
+                    // continuation token.
+                    engine.append(copy, &prompt[*done..end], chunk)?;
+                    *done = end;
+                } else {
+                    let from = *done - prompt.len();
+                    let end = (from + chunk).min(continuation.len());
+                    let scores =
+                        score_continuation(engine.model(), copy, &continuation[from..end])?;
+                    self.scores.extend(scores);
+                    *done = prompt.len() + end;
+                    if end == continuation.len() {
+                        self.phases.pop_front();
+                    }
+                }
             }
         }
         Ok(self.progress())

@@ -18,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::actors::cluster::{ClusterMsg, GenerateParams};
+use crate::actors::cluster::{ClusterMsg, GenerateParams, ScoreParams};
 use crate::actors::model::{ForgetReason, ModelHandle, ModelMsg};
 use crate::actors::registry::RegistryMsg;
 use crate::actors::{ask, SharedStatus};
@@ -28,6 +28,7 @@ use crate::proto;
 use crate::proto::sem_kv_server::SemKv;
 use crate::scheduler::StepKind;
 use crate::store::{ClusterMeta, Store};
+use semkv_engine::generate::score::ScoreSummary;
 use semkv_engine::generate::GenerateOptions;
 
 /// Static facts the server reports.
@@ -220,6 +221,50 @@ impl SemKv for SemKvService {
             prefill_ms: convert::millis(report.prefill_time),
             queue_ms: convert::millis(report.queue_time),
             persist_ms: convert::millis(report.persist_time),
+            cache_load: Some(convert::cache_load(&report.load)),
+        }))
+    }
+
+    #[tracing::instrument(name = "rpc", skip_all, fields(method = "Score", cluster = request.get_ref().cluster_id.as_str()))]
+    async fn score(
+        &self,
+        request: Request<proto::ScoreRequest>,
+    ) -> Result<Response<proto::ScoreResponse>, Status> {
+        let r = request.into_inner();
+        let id = validate::cluster_id("cluster_id", &r.cluster_id)?;
+        let params = ScoreParams {
+            turns: validate::turns("turns", &r.turns, true)?,
+            format: validate::format("format", r.format)?,
+            continuation: validate::continuation("continuation", &r.continuation)?,
+        };
+        let _permit = self.admit()?;
+        let actor = self.actor(&id).await?;
+        // Held until the reply: a client that goes away stops the run.
+        let (client, _client_present) = mpsc::unbounded_channel();
+        let report = ask(&actor, |reply| ClusterMsg::Score {
+            params,
+            client,
+            reply,
+        })
+        .await??;
+        let summary = ScoreSummary::of(&report.scores);
+        tracing::info!(
+            tokens = report.scores.len(),
+            mean_nll = summary.mean_nll,
+            "continuation scored"
+        );
+        Ok(Response::new(proto::ScoreResponse {
+            tokens: report.scores.iter().map(|s| s.id).collect(),
+            logprobs: report.scores.iter().map(|s| s.logprob).collect(),
+            greedy: report.scores.iter().map(|s| s.greedy).collect(),
+            total_nll: summary.total_nll,
+            mean_nll: summary.mean_nll,
+            perplexity: summary.perplexity,
+            greedy_agreement: summary.greedy_agreement,
+            prompt_tokens: report.prompt_tokens as u64,
+            reused_tokens: report.reused_tokens as u64,
+            queue_ms: convert::millis(report.queue_time),
+            model_ms: convert::millis(report.model_time),
             cache_load: Some(convert::cache_load(&report.load)),
         }))
     }

@@ -171,6 +171,23 @@ pub fn max_tokens(field: &str, value: Option<u32>) -> Result<usize, ServiceError
 }
 
 /// Stop strings.
+/// A text to score: not empty (or only spaces), at most [`MAX_TURN_BYTES`].
+pub fn continuation(field: &str, text: &str) -> Result<String, ServiceError> {
+    if text.trim().is_empty() {
+        return Err(ServiceError::invalid(field, "must not be empty"));
+    }
+    if text.len() > MAX_TURN_BYTES {
+        return Err(ServiceError::invalid(
+            field,
+            format!(
+                "must be at most {MAX_TURN_BYTES} bytes (got {})",
+                text.len()
+            ),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 pub fn stop(field: &str, stop: &[String]) -> Result<Vec<String>, ServiceError> {
     if stop.len() > MAX_STOP_STRINGS {
         return Err(ServiceError::invalid(

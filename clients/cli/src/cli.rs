@@ -48,6 +48,10 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Chat interactively on one cluster: each line you type is a turn.
     Chat(ChatArgs),
+    /// How likely the model finds a text after a cluster: mean negative
+    /// log-likelihood per token, perplexity, greedy agreement (teacher-forced, nothing
+    /// sampled; the cluster is unchanged).
+    Score(ScoreArgs),
     /// Show the daemon's model, device and load.
     Status,
     /// The semantic-isolation experiment: validate a dataset, run it, report.
@@ -240,6 +244,24 @@ pub struct GenerateArgs {
     /// comes from the logits kept with its cache: no prefill, also after a restart).
     #[arg(long = "continue", conflicts_with = "format")]
     pub continue_: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The cluster to score after.
+    pub cluster: String,
+    /// The text to score; read from stdin when absent.
+    pub text: Option<String>,
+    /// A user turn added first (in chat format the text is then scored as the model's
+    /// answer to it; without one, as the model's answer to the cluster so far).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Chat template or raw text (raw: the text continues the cluster's text directly).
+    #[arg(long, value_enum, default_value_t = TextFormat::Chat)]
+    pub format: TextFormat,
+    /// Also print each token's id, log-probability and whether it was the greedy choice.
+    #[arg(long)]
+    pub tokens: bool,
 }
 
 #[derive(Debug, Args)]

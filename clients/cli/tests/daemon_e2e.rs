@@ -395,6 +395,22 @@ fn cluster_commands_generate_and_chat_work_against_a_daemon() {
     assert!(appended["tokens_added"].as_u64().unwrap() > 0);
     let context = appended["total_tokens"].as_u64().unwrap();
 
+    // score: a summary line (per-token lines with --tokens); the cluster is unchanged.
+    let out = semkv(a, &["score", "notes", "Pools help.", "--tokens"]);
+    ok(&out);
+    let printed = text(&out.stdout);
+    assert!(printed.starts_with("mean NLL "), "{printed}");
+    assert!(
+        printed.contains(&format!("{context} reused from the cache")),
+        "{printed}"
+    );
+    assert!(printed.lines().count() > 2, "{printed}");
+    let scored = json(&semkv(a, &["--json", "score", "notes", "Pools help."]));
+    let logprobs = scored["tokens"].as_array().unwrap();
+    assert!(!logprobs.is_empty());
+    assert!(scored["mean_nll"].as_f64().unwrap() > 0.0);
+    assert_eq!(scored["reused_tokens"].as_u64(), Some(context));
+
     // generate streams to stdout; statistics on stderr; the cluster is unchanged.
     let out = semkv(
         a,
@@ -521,6 +537,7 @@ fn cluster_commands_generate_and_chat_work_against_a_daemon() {
         vec!["generate", "nope", "x", "--max-tokens", "2"],
         vec!["cluster", "delete", "nope"],
         vec!["cluster", "fork", "nope", "other"],
+        vec!["score", "nope", "x"],
     ] {
         let out = semkv(a, &args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");

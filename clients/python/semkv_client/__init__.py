@@ -21,6 +21,7 @@ from semkv_client.errors import (
 )
 from semkv_client.models import (
     AppendResult,
+    ScoreResult,
     CacheLoad,
     Cluster,
     FinishReason,
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_ADDR",
     "AlreadyExistsError",
     "AppendResult",
+    "ScoreResult",
     "CacheLoad",
     "CancelledError",
     "Client",

@@ -14,6 +14,7 @@ from semkv_client.models import (
     GenerateResult,
     Role,
     SchedulerTrace,
+    ScoreResult,
     ServerInfo,
     Turn,
 )
@@ -233,6 +234,30 @@ class Client:
             cluster_id=cluster_id, turns=_to_turns(turns), format=_format(raw)
         )
         return AppendResult.from_proto(self._call("AppendTurns", req, timeout))
+
+    def score(
+        self,
+        cluster_id: str,
+        continuation: str,
+        prompt: Optional[Prompt] = None,
+        *,
+        raw: bool = False,
+        timeout: Optional[float] = None,
+    ) -> ScoreResult:
+        """How likely the model finds ``continuation`` after the cluster (and
+        ``prompt``): per-token log-probabilities, mean NLL, perplexity, greedy
+        agreement. Runs on a copy of the cache: the cluster never changes.
+
+        In chat format (default) the model's turn is opened after ``prompt``, so the
+        text is scored as the model's answer; ``raw=True`` joins texts as they are.
+        """
+        req = pb.ScoreRequest(
+            cluster_id=cluster_id,
+            turns=_to_turns(prompt),
+            format=_format(raw),
+            continuation=continuation,
+        )
+        return ScoreResult.from_proto(self._call("Score", req, timeout))
 
     @staticmethod
     def _generate_request(

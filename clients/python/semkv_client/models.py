@@ -115,6 +115,41 @@ class CacheLoad:
 
 
 @dataclass(frozen=True)
+class ScoreResult:
+    """How likely the model found a text (teacher-forced; nothing sampled)."""
+
+    tokens: List[int]
+    logprobs: List[float]
+    greedy: List[bool]
+    total_nll: float
+    mean_nll: float
+    perplexity: float
+    greedy_agreement: float
+    prompt_tokens: int
+    reused_tokens: int
+    queue_ms: float
+    model_ms: float
+    cache_load: CacheLoad
+
+    @classmethod
+    def from_proto(cls, m: Any) -> "ScoreResult":
+        return cls(
+            tokens=list(m.tokens),
+            logprobs=list(m.logprobs),
+            greedy=list(m.greedy),
+            total_nll=m.total_nll,
+            mean_nll=m.mean_nll,
+            perplexity=m.perplexity,
+            greedy_agreement=m.greedy_agreement,
+            prompt_tokens=m.prompt_tokens,
+            reused_tokens=m.reused_tokens,
+            queue_ms=m.queue_ms,
+            model_ms=m.model_ms,
+            cache_load=CacheLoad.from_proto(m.cache_load),
+        )
+
+
+@dataclass(frozen=True)
 class AppendResult:
     """What an append did."""
 

@@ -288,6 +288,22 @@ def test_raw_generation_without_text_continues_the_cluster(client: Client) -> No
     assert len(first.tokens) > 0 and first.tokens == again.tokens
 
 
+def test_score_reads_the_model_and_leaves_the_cluster_unchanged(client: Client) -> None:
+    client.create_cluster("scored")
+    client.append("scored", [("user", "Once upon a time")], raw=True)
+    before = client.get_cluster("scored")
+    # The model's own greedy continuation is its most likely text, token by token.
+    own = client.generate("scored", max_tokens=8, ignore_eos=True, raw=True)
+    s = client.score("scored", own.text, raw=True)
+    assert s.prompt_tokens == 0 and s.reused_tokens == before.cache_tokens
+    assert len(s.logprobs) == len(s.tokens) == len(s.greedy) > 0
+    assert all(lp <= 0 for lp in s.logprobs)
+    assert abs(s.mean_nll - (-sum(s.logprobs) / len(s.logprobs))) < 1e-4
+    assert client.get_cluster("scored").cache_tokens == before.cache_tokens
+    with pytest.raises(InvalidArgumentError, match="continuation"):
+        client.score("scored", "   ")
+
+
 def test_evict_persist_and_reload(client: Client) -> None:
     client.create_cluster("cold")
     client.append("cold", CONTEXT)

@@ -335,6 +335,19 @@ impl Client {
         .await
     }
 
+    /// Scores `request.continuation` after the cluster (and `request.turns`):
+    /// per-token log-probabilities, on a copy of the cache (the cluster is unchanged).
+    pub async fn score(
+        &self,
+        request: proto::ScoreRequest,
+    ) -> Result<proto::ScoreResponse, ClientError> {
+        self.call(|mut c| {
+            let req = request.clone();
+            async move { c.score(req).await }
+        })
+        .await
+    }
+
     /// Starts a generation; its token deltas and then its summary arrive on the
     /// returned [`GenerateStream`]. Dropping the stream cancels the generation.
     pub async fn generate(

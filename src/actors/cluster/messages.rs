@@ -9,6 +9,7 @@ use ractor::{ActorRef, RpcReplyPort};
 use tokio::sync::mpsc::UnboundedSender;
 
 use semkv_engine::generate::chat::{ChatTemplate, Turn};
+use semkv_engine::generate::score::TokenScore;
 use semkv_engine::generate::tokenizer::TextTokenizer;
 use semkv_engine::generate::GenerateOptions;
 
@@ -50,6 +51,26 @@ pub struct GenerateParams {
     pub commit: bool,
 }
 
+/// A scoring request: `continuation` after the cluster and `turns`.
+#[derive(Debug, Clone)]
+pub struct ScoreParams {
+    pub turns: Vec<Turn>,
+    pub format: TurnFormat,
+    pub continuation: String,
+}
+
+/// The result of a scoring run.
+#[derive(Debug, Clone)]
+pub struct ScoreReport {
+    pub scores: Vec<TokenScore>,
+    pub prompt_tokens: usize,
+    /// Tokens of the cluster's cache reused without prefill.
+    pub reused_tokens: usize,
+    pub queue_time: Duration,
+    pub model_time: Duration,
+    pub load: LoadReport,
+}
+
 /// The result of an append.
 #[derive(Debug, Clone)]
 pub struct AppendReport {
@@ -79,6 +100,13 @@ pub enum ClusterMsg {
         format: TurnFormat,
         client: UnboundedSender<GenEvent>,
         reply: Reply<AppendReport>,
+    },
+    /// Scores a text on a copy of the cluster's cache; `client` closes when the
+    /// requester is gone (the run then stops).
+    Score {
+        params: ScoreParams,
+        client: UnboundedSender<GenEvent>,
+        reply: Reply<ScoreReport>,
     },
     /// Streams [`GenEvent`]s to `events`, ending with [`GenEvent::Done`].
     Generate {

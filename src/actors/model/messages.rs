@@ -9,6 +9,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use semkv_engine::device::DeviceInfo;
 use semkv_engine::generate::chat::ChatTemplate;
+use semkv_engine::generate::score::TokenScore;
 use semkv_engine::generate::tokenizer::TextTokenizer;
 use semkv_engine::generate::GenerationOutput;
 
@@ -59,6 +60,8 @@ pub struct OpOutcome {
     pub kv: KvWrite,
     pub total_tokens: usize,
     pub output: Option<GenerationOutput>,
+    /// A scoring run's per-token scores.
+    pub scores: Vec<TokenScore>,
     pub load: LoadReport,
     /// From submission to the first step.
     pub queue_time: Duration,

@@ -16,7 +16,7 @@ use semkv_client::{proto, Code, ConnectOptions};
 
 use super::{
     AppendStats, ClientError, ClusterClient, ClusterInfo, GenerateRequest, GenerateStats, Role,
-    ServerInfo, TextFormat, TurnInput,
+    ScoreStats, ScoredToken, ServerInfo, TextFormat, TurnInput,
 };
 
 /// How many times a call the daemon refused as busy is tried again.
@@ -284,6 +284,45 @@ impl ClusterClient for GrpcClient {
             total_tokens: r.total_tokens,
             prefill_ms: r.prefill_ms,
             queue_ms: r.queue_ms,
+        })
+    }
+
+    async fn score(
+        &self,
+        id: &str,
+        t: &[TurnInput],
+        format: TextFormat,
+        continuation: &str,
+    ) -> Result<ScoreStats, ClientError> {
+        let r = self
+            .inner
+            .score(proto::ScoreRequest {
+                cluster_id: id.to_owned(),
+                turns: turns(t),
+                format: turn_format(format) as i32,
+                continuation: continuation.to_owned(),
+            })
+            .await
+            .map_err(|e| client_error(e, id))?;
+        let tokens = r
+            .tokens
+            .iter()
+            .zip(&r.logprobs)
+            .zip(&r.greedy)
+            .map(|((&id, &logprob), &greedy)| ScoredToken {
+                id,
+                logprob,
+                greedy,
+            })
+            .collect();
+        Ok(ScoreStats {
+            tokens,
+            mean_nll: r.mean_nll,
+            perplexity: r.perplexity,
+            greedy_agreement: r.greedy_agreement,
+            prompt_tokens: r.prompt_tokens,
+            reused_tokens: r.reused_tokens,
+            model_ms: r.model_ms,
         })
     }
 

@@ -116,6 +116,33 @@ pub struct AppendStats {
     pub queue_ms: f64,
 }
 
+/// How likely the model found a text (see the `Score` RPC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreStats {
+    /// The text's tokens, their texts, log-probabilities and greedy flags.
+    pub tokens: Vec<ScoredToken>,
+    /// Negative log-likelihood per token (nats).
+    pub mean_nll: f64,
+    /// exp(mean_nll).
+    pub perplexity: f64,
+    /// Share of tokens that were the model's most likely choice.
+    pub greedy_agreement: f64,
+    /// Tokens prefilled before the text (turns, opening of the answer).
+    pub prompt_tokens: u64,
+    /// Tokens of the cluster's cache reused.
+    pub reused_tokens: u64,
+    /// Time in the model, in milliseconds.
+    pub model_ms: f64,
+}
+
+/// One scored token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredToken {
+    pub id: u32,
+    pub logprob: f32,
+    pub greedy: bool,
+}
+
 /// Sampling parameters of a generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sampling {
@@ -290,6 +317,15 @@ pub trait ClusterClient {
         turns: &[TurnInput],
         format: TextFormat,
     ) -> impl Future<Output = Result<AppendStats, ClientError>> + Send;
+
+    /// Scores `continuation` after the cluster and `turns` (nothing changes).
+    fn score(
+        &self,
+        id: &str,
+        turns: &[TurnInput],
+        format: TextFormat,
+        continuation: &str,
+    ) -> impl Future<Output = Result<ScoreStats, ClientError>> + Send;
 
     /// Generates on a cluster, calling `on_delta` with each piece of text as it is
     /// produced, and returns the statistics of the finished generation.

@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod demo;
 pub mod experiment;
 pub mod model;
+pub mod score;
 pub mod status;
 pub mod turns;
 
@@ -84,6 +85,7 @@ async fn daemon_command(
         Command::Append(a) => turns::append_cmd(&client, p, a).await?,
         Command::Generate(g) => turns::generate_cmd(&client, p, g).await?,
         Command::Chat(c) => turns::chat_cmd(&client, p, c).await?,
+        Command::Score(s) => score::score_cmd(&client, p, s).await?,
         Command::Experiment(_) | Command::Demo(_) | Command::Model(_) => {
             unreachable!("experiment, demo and model are dispatched first")
         }

@@ -17,7 +17,7 @@ use crate::client::{
 use crate::output::Printer;
 
 /// Reads one turn from a file, or stdin for "-".
-fn read_turn(path: &Path) -> Result<String, CommandError> {
+pub(crate) fn read_turn(path: &Path) -> Result<String, CommandError> {
     let mut text = String::new();
     if path == Path::new("-") {
         std::io::stdin()
