@@ -10,14 +10,19 @@ before each continuation token gives that token's log-probability, and argmax
     at each scored position: near 0 means a tie tiny differences can flip)
 
 Cases: the tiny fixtures (random ids from a seeded PCG64 generator, context 40 and
-continuation 24 tokens) and, with --smollm2 DIR (an f32 export of the real SmolLM2 135M
+continuation 24 tokens); with --smollm2 DIR (an f32 export of the real SmolLM2 135M
 Instruct made by scripts/smollm2_reference.py --export DIR --export-dtype f32), its
 "sky" chat prompt from tests/fixtures/smollm2-135m.ref.json followed by the reference's
-own greedy answer and by a fixed off-topic answer.
+own greedy answer and by a fixed off-topic answer; with --gemma3-270m DIR (an f32 HF
+export of the PyPI GGUF made by scripts/gguf_reference.py GGUF --out DIR --dtype f32),
+"Once upon a time" (ids from tests/fixtures/gemma3-270m.ref.json) followed by its
+greedy continuation and by 32 tokens of the long prompt's middle (off topic).
 
 Example:
+    python3 scripts/gguf_reference.py ~/.cache/semkv/models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf \\
+        --out /tmp/gemma-3-270m-hf32 --dtype f32
     python3 scripts/score_reference.py --smollm2 ~/.cache/semkv/models/smollm2-135m-instruct-f32 \\
-        --out tests/fixtures/score.ref.json
+        --gemma3-270m /tmp/gemma-3-270m-hf32 --out tests/fixtures/score.ref.json
 """
 
 import argparse
@@ -61,6 +66,7 @@ def score(model, context, continuation):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smollm2", type=Path, help="f32 export of SmolLM2 135M Instruct")
+    p.add_argument("--gemma3-270m", type=Path, help="f32 HF export of the Gemma 3 270M GGUF")
     p.add_argument("--out", type=Path, default=ROOT / "tests/fixtures/score.ref.json")
     args = p.parse_args()
     mx.set_default_device(mx.cpu)
@@ -82,6 +88,16 @@ def main():
         out["models"]["smollm2-135m-instruct"] = [
             score(model, sky["prompt_ids"], sky["greedy_tokens"][:32]),
             score(model, sky["prompt_ids"], off_topic),
+        ]
+    if args.gemma3_270m:
+        model, _ = load(str(args.gemma3_270m))
+        ref = json.loads((ROOT / "tests/fixtures/gemma3-270m.ref.json").read_text())
+        once = next(c for c in ref["cases"] if c["name"] == "once_upon")
+        long = next(c for c in ref["cases"] if c["name"] != "once_upon")
+        middle = len(long["prompt_ids"]) // 2
+        out["models"]["gemma-3-270m"] = [
+            score(model, once["prompt_ids"], once["greedy_tokens"]),
+            score(model, once["prompt_ids"], long["prompt_ids"][middle : middle + 32]),
         ]
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -3,7 +3,8 @@
 //! scripts/score_reference.py).
 //!
 //! Tolerances: bf16 tiny models 0.1 per log-probability (the logit tolerance of the
-//! reference tests, for the same reasons); the real SmolLM2 in f32 on both sides 0.02.
+//! reference tests, for the same reasons); the real SmolLM2 and Gemma 3 270M in f32 on
+//! both sides 0.02.
 //! A greedy flag must match wherever mlx-lm's top-2 margin is above the tolerance.
 //! The continuation is scored in two pieces (as the daemon scores in chunks).
 
@@ -89,34 +90,51 @@ fn tiny_models_score_like_mlx_lm() {
     }
 }
 
-#[test]
-fn smollm2_scores_like_mlx_lm_and_tells_on_topic_from_off_topic() {
+/// A real model from the cache (f32 on the CPU), or `None` when it is absent and not
+/// required.
+fn real_model(model: &semkv_models::pull::PackagedModel) -> Option<semkv_engine::Engine> {
     let cache_dir = semkv_models::pull::default_cache_dir().unwrap();
-    let path = semkv_models::pull::model_path(&cache_dir, &semkv_models::SMOLLM2_135M_INSTRUCT);
+    let path = semkv_models::pull::model_path(&cache_dir, model);
     if !path.exists() {
         assert!(
             std::env::var("SEMKV_REQUIRE_MODELS").as_deref() != Ok("1"),
-            "SmolLM2 is not at {} (make model)",
+            "{} is not at {} (make model)",
+            model.name,
             path.display()
         );
-        return;
+        return None;
     }
-    let engine = load_gguf(
-        &path,
-        &LoadOptions {
-            device: DeviceChoice::Cpu,
-            weights: WeightFormat::F32,
-        },
-    )
-    .unwrap();
+    let options = LoadOptions {
+        device: DeviceChoice::Cpu,
+        weights: WeightFormat::F32,
+    };
+    Some(load_gguf(&path, &options).unwrap())
+}
+
+/// Both cases of a real model: its own greedy text, then an off-topic one, which must
+/// be far less likely.
+fn check_real(name: &str, engine: &semkv_engine::Engine) {
     let reference = reference();
-    let cases = &reference.models["smollm2-135m-instruct"];
+    let cases = &reference.models[name];
     for case in cases {
-        check("smollm2", engine.model(), case, 0.02);
+        check(name, engine.model(), case, 0.02);
     }
-    // Its own answer is far likelier than an off-topic one.
     let own = ScoreSummary::of(&scored(engine.model(), &cases[0]));
     let off = ScoreSummary::of(&scored(engine.model(), &cases[1]));
     assert!(own.mean_nll + 3.0 < off.mean_nll, "{own:?} vs {off:?}");
     assert_eq!(own.greedy_agreement, 1.0);
+}
+
+#[test]
+fn smollm2_scores_like_mlx_lm_and_tells_on_topic_from_off_topic() {
+    if let Some(engine) = real_model(&semkv_models::SMOLLM2_135M_INSTRUCT) {
+        check_real("smollm2-135m-instruct", &engine);
+    }
+}
+
+#[test]
+fn gemma3_270m_scores_like_mlx_lm_and_tells_on_topic_from_off_topic() {
+    if let Some(engine) = real_model(&semkv_models::DEFAULT_MODEL) {
+        check_real("gemma-3-270m", &engine);
+    }
 }
