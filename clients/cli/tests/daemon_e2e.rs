@@ -161,6 +161,10 @@ fn experiment_runs_end_to_end_on_one_example_in_all_conditions() {
         // Every output reuses its whole context from the cache.
         assert_eq!(r["tokens_reused"], r["cache_tokens"], "{r}");
         assert!(r["model"].as_str().unwrap().contains("tiny-gemma3-bf16"));
+        // The reference answer, scored under the output's context (random tiny
+        // weights: a few nats per token).
+        let nll = r["metrics"]["reference_nll"].as_f64().unwrap();
+        assert!(nll > 0.0 && nll.is_finite(), "{r}");
     }
     // The semantic contexts are much smaller than the shared ones, and C's context
     // holds A and B.

@@ -21,6 +21,12 @@ use crate::experiment::dataset::{Example, Output};
 /// terminology, no expected output) is `None`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OutputMetrics {
+    /// Mean negative log-likelihood per token (nats) of the output's reference text
+    /// ([`reference_text`]) under exactly the context and prompt the output was
+    /// generated from, teacher-forced (the `Score` RPC): lower is better. Deterministic
+    /// and independent of sampling. `None` when the example has no reference.
+    #[serde(default)]
+    pub reference_nll: Option<f64>,
     /// Share of the other topic clusters' terms found in the output (A and B only).
     pub interference: Option<f64>,
     /// The other clusters' terms that were found.
@@ -38,6 +44,8 @@ pub struct OutputMetrics {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
+    /// See [`OutputMetrics::reference_nll`]; lower is better; not a share.
+    ReferenceNll,
     /// See [`OutputMetrics::interference`]; lower is better.
     Interference,
     /// See [`OutputMetrics::own_coverage`].
@@ -50,7 +58,8 @@ pub enum Metric {
 
 impl Metric {
     /// All metrics, in report order.
-    pub const ALL: [Metric; 4] = [
+    pub const ALL: [Metric; 5] = [
+        Metric::ReferenceNll,
         Metric::Interference,
         Metric::OwnCoverage,
         Metric::KeyPhraseCoverage,
@@ -60,6 +69,7 @@ impl Metric {
     /// The snake_case name used in CSV headers.
     pub fn as_str(self) -> &'static str {
         match self {
+            Metric::ReferenceNll => "reference_nll",
             Metric::Interference => "interference",
             Metric::OwnCoverage => "own_coverage",
             Metric::KeyPhraseCoverage => "key_phrase_coverage",
@@ -70,6 +80,7 @@ impl Metric {
     /// A short human label.
     pub fn label(self) -> &'static str {
         match self {
+            Metric::ReferenceNll => "Reference NLL, nats/token (lower is better)",
             Metric::Interference => "Interference (lower is better)",
             Metric::OwnCoverage => "Own-term coverage",
             Metric::KeyPhraseCoverage => "Key-phrase coverage",
@@ -80,12 +91,52 @@ impl Metric {
     /// The metric's value in `m`.
     pub fn get(self, m: &OutputMetrics) -> Option<f64> {
         match self {
+            Metric::ReferenceNll => m.reference_nll,
             Metric::Interference => m.interference,
             Metric::OwnCoverage => m.own_coverage,
             Metric::KeyPhraseCoverage => m.key_phrase_coverage,
             Metric::SynthesisCoverage => m.synthesis_coverage,
         }
     }
+}
+
+impl Metric {
+    /// Whether values are shares in [0, 1] (all but [`Metric::ReferenceNll`]).
+    pub fn is_share(self) -> bool {
+        self != Metric::ReferenceNll
+    }
+}
+
+/// Most characters of a reference text that are scored (about 150 tokens of the real
+/// models' vocabularies; short enough to fit after the longest example context on a
+/// model with 4,096 positions).
+pub const MAX_REFERENCE_CHARS: usize = 600;
+
+/// The text an output is scored against: its cluster's ground truth (every string in
+/// it, one per line; object fields in key order), else the cluster's expected output described
+/// in words; at most [`MAX_REFERENCE_CHARS`] characters. `None` when the example gives
+/// neither.
+pub fn reference_text(example: &Example, output: Output) -> Option<String> {
+    fn strings(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(s) if !s.trim().is_empty() => out.push(s.trim().to_owned()),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let cluster = example.cluster(output);
+    let mut lines = Vec::new();
+    if let Some(truth) = &cluster.ground_truth {
+        strings(truth, &mut lines);
+    }
+    let text = if lines.is_empty() {
+        cluster.expected_output.clone()?
+    } else {
+        lines.join("\n")
+    };
+    let text: String = text.chars().take(MAX_REFERENCE_CHARS).collect();
+    (!text.trim().is_empty()).then_some(text)
 }
 
 /// Lowercase runs of letters and digits, as written.
@@ -454,5 +505,24 @@ mod tests {
         // Stopwords are recognised before folding ("this" is not "thi").
         assert_eq!(content_words("this analysis"), vec!["analysi"]);
         assert_eq!(key_phrases("Plan A; plan B. And"), vec!["Plan A", "plan B"]);
+    }
+
+    #[test]
+    fn reference_text_is_the_ground_truth_strings_else_the_description() {
+        let examples = crate::experiment::dataset::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/semantic-isolation-sample.json"
+        )))
+        .unwrap();
+        let example = &examples[0];
+        let a = reference_text(example, Output::A).unwrap();
+        assert!(a.chars().count() <= MAX_REFERENCE_CHARS);
+        assert!(a.lines().count() > 3, "{a}");
+        let mut bare = example.clone();
+        bare.clusters[0].ground_truth = None;
+        let described = reference_text(&bare, Output::A).unwrap();
+        assert_eq!(Some(described), bare.clusters[0].expected_output.clone());
+        bare.clusters[0].expected_output = None;
+        assert_eq!(reference_text(&bare, Output::A), None);
     }
 }

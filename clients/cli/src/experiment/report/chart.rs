@@ -28,9 +28,10 @@ pub fn render_svg(s: &Summary, path: &Path) -> Result<(), ReportError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
+    // The shares, on one 0-1 axis (the reference NLL, in nats, is in the tables).
     let metrics: Vec<Metric> = Metric::ALL
         .into_iter()
-        .filter(|m| s.conditions.iter().any(|c| c.metrics.contains_key(m)))
+        .filter(|m| m.is_share() && s.conditions.iter().any(|c| c.metrics.contains_key(m)))
         .collect();
     let groups = metrics.len().max(1);
     let root = SVGBackend::new(path, (960, 540)).into_drawing_area();

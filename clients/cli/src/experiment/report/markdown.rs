@@ -64,7 +64,11 @@ fn introduction(md: &mut String, s: &Summary, source: &Path) {
     );
     let _ = writeln!(
         md,
-        "Metrics are shares in [0, 1]: **interference** is the share of the other \
+        "**Reference NLL** is the primary metric: the mean negative log-likelihood per \
+         token (nats) of each output's reference answer (the example's ground truth) \
+         under exactly the context and prompt that output is generated from, \
+         teacher-forced, so it does not depend on sampling; lower is better. The others \
+         are shares in [0, 1] of the generated texts: **interference** is the share of the other \
          clusters' terminology found in outputs A and B (lower is better); **own-term \
          coverage** the share of an output's own cluster terminology it uses; \
          **key-phrase coverage** the share of the expected output's key points it \

@@ -105,7 +105,7 @@ mod tests {
 
         let md = std::fs::read_to_string(&files.summary).unwrap();
         assert!(md.contains("12 outputs of 2 examples"), "{md}");
-        assert!(md.contains("| sequential | 6 | 0.350 ["), "{md}");
+        assert!(md.contains("| sequential | 6 | – | 0.350 ["), "{md}");
         assert!(
             md.contains("| interference | sequential | semantic | 4 | -0.250 ["),
             "{md}"

@@ -233,6 +233,7 @@ pub(crate) mod test_support {
     ) -> OutputRecord {
         let mut r = record(ex, c, o);
         r.metrics = OutputMetrics {
+            reference_nll: None,
             interference,
             leaked_terms: vec![],
             own_coverage: interference.map(|i| 1.0 - i),

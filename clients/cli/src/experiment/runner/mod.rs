@@ -356,6 +356,31 @@ impl<C: ClusterClient> PairRun<'_, C> {
             context,
             output,
         );
+        // The primary metric: how likely the model finds the reference answer under
+        // exactly this context and prompt (on a copy; the context is unchanged).
+        let prompt = [TurnInput::user(request.prompt.clone())];
+        let reference_nll = match metrics::reference_text(self.example, output) {
+            Some(reference) => {
+                match self
+                    .client
+                    .score(&base, &prompt, plan.format, &reference)
+                    .await
+                {
+                    Ok(scored) => Some(scored.mean_nll),
+                    // The reference does not fit in the model's context after this
+                    // one: no score (the report's n shows it), the run goes on.
+                    Err(ClientError::Other { code, message }) if code == "OutOfRange" => {
+                        self.bar.println(format!(
+                            "{} / {} / {output}: reference not scored: {message}",
+                            self.example.id, self.condition
+                        ));
+                        None
+                    }
+                    Err(e) => return Err(self.err(e)),
+                }
+            }
+            None => None,
+        };
         self.delete_if_present(&fork).await?;
         let fork_info = self
             .client
@@ -392,7 +417,8 @@ impl<C: ClusterClient> PairRun<'_, C> {
             .delete_cluster(&fork)
             .await
             .map_err(|e| self.err(e))?;
-        let metrics = metrics::output_metrics(self.example, output, &text);
+        let mut metrics = metrics::output_metrics(self.example, output, &text);
+        metrics.reference_nll = reference_nll;
         Ok(OutputRecord {
             example_id: self.example.id.clone(),
             domain: self.example.domain.clone(),
