@@ -80,7 +80,8 @@ fn outcome_json(outcome: &DemoOutcome) -> serde_json::Value {
 fn outcome_text(outcome: &DemoOutcome) -> String {
     format!(
         "\nsemkv demo: {} outputs on {} in {:.1} s{}\n\n{}\n\n\
-         means per condition; interference: lower is better, the others: higher is better\n\
+         means per condition; reference NLL (nats/token of the reference answer, teacher-forced) and\n\
+         interference: lower is better, the others: higher is better\n\
          report:  {}\n\
          chart:   {}\n\
          csv:     {}\n\
@@ -108,9 +109,10 @@ fn cell(v: Option<f64>) -> String {
 /// The short table the demo prints: metric means per condition.
 pub fn format_table(s: &Summary) -> String {
     let mut out = format!(
-        "{:<11} {:>7} {:>13} {:>10} {:>11} {:>12} {:>9} {:>7}",
+        "{:<11} {:>7} {:>13} {:>13} {:>10} {:>11} {:>12} {:>9} {:>7}",
         "condition",
         "outputs",
+        "reference NLL",
         "interference",
         "own terms",
         "key phrases",
@@ -121,9 +123,10 @@ pub fn format_table(s: &Summary) -> String {
     for c in &s.conditions {
         let m = |metric| c.metrics.get(&metric).map(|m| m.mean);
         out.push_str(&format!(
-            "\n{:<11} {:>7} {:>13} {:>10} {:>11} {:>12} {:>9.0} {:>7.1}",
+            "\n{:<11} {:>7} {:>13} {:>13} {:>10} {:>11} {:>12} {:>9.0} {:>7.1}",
             c.condition.as_str(),
             c.outputs,
+            cell(m(Metric::ReferenceNll)),
             cell(m(Metric::Interference)),
             cell(m(Metric::OwnCoverage)),
             cell(m(Metric::KeyPhraseCoverage)),
