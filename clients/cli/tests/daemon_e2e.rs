@@ -374,6 +374,72 @@ fn an_interrupted_batch_resumes_after_a_daemon_kill_9() {
 }
 
 #[test]
+fn ctrl_c_stops_cleanly_and_resume_refuses_other_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = start_daemon(&tmp.path().join("data"));
+    let results = tmp.path().join("results.jsonl");
+    let results_arg = results.to_str().unwrap().to_owned();
+    let dataset_arg = dataset().to_str().unwrap().to_owned();
+    let args = |max_tokens: &'static str, resume: bool| {
+        let mut v = vec![
+            "experiment",
+            "run",
+            dataset_arg.as_str(),
+            "--limit",
+            "1",
+            "--out",
+            results_arg.as_str(),
+            "--max-tokens",
+            max_tokens,
+        ];
+        if resume {
+            v.push("--resume");
+        }
+        v
+    };
+    let mut batch = semkv_cmd(daemon.addr(), &args("32", false))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the batch");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while records(&results).is_empty() {
+        assert!(Instant::now() < deadline, "no results within 60 s");
+        assert!(batch.try_wait().unwrap().is_none(), "the batch ended early");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SIGINT, as Ctrl-C sends it.
+    let pid = batch.id() as i32;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = batch.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted (Ctrl-C)"), "{stderr}");
+    assert!(stderr.contains("temporary cluster(s) deleted"), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert!(clusters_with_prefix(daemon.addr(), "exp-").is_empty());
+    let recorded = records(&results);
+    assert!(!recorded.is_empty() && recorded.len() < 12);
+    for r in &recorded {
+        assert_eq!(r["max_tokens"], 32);
+        assert_eq!(r["fingerprint"].as_str().unwrap().len(), 32, "{r}");
+    }
+
+    // Resuming with other settings is refused, naming the setting.
+    let out = semkv(daemon.addr(), &args("8", true));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("made with --max-tokens 32, not 8"),
+        "{stderr}"
+    );
+    // The same settings finish the batch.
+    let out = ok(&semkv(daemon.addr(), &args("32", true)));
+    assert!(out.contains("already done"), "{out}");
+    assert_eq!(records(&results).len(), 12);
+}
+
+#[test]
 fn cluster_commands_generate_and_chat_work_against_a_daemon() {
     let tmp = tempfile::tempdir().unwrap();
     let daemon = start_daemon(&tmp.path().join("data"));

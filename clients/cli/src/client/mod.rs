@@ -211,7 +211,7 @@ pub struct GenerateStats {
 }
 
 /// What the daemon says about itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ServerInfo {
     /// Daemon version.
     pub version: String,

@@ -8,7 +8,8 @@ use crate::cli::{ExperimentCommand, RunArgs};
 use crate::client::{self, ClusterClient, Sampling};
 use crate::exit::Failure;
 use crate::experiment::dataset::{self, Example};
-use crate::experiment::runner::{self, RunConfig, RunError};
+use crate::experiment::results::ResultsIndex;
+use crate::experiment::runner::{self, schedule, RunConfig, RunError};
 use crate::experiment::{report, schema};
 use crate::output::Printer;
 
@@ -142,6 +143,71 @@ fn run_failure(e: RunError, out: &Path) -> Failure {
     Failure::with_client_error(format!("{e}{hint}"), e.client_error())
 }
 
+/// Waits for Ctrl-C (SIGINT) or SIGTERM; returns which.
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupted (Ctrl-C)",
+                _ = term.recv() => "stopped (SIGTERM)",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "interrupted (Ctrl-C)"
+}
+
+/// After a signal: the batch is already stopped (its requests cancelled); deletes the
+/// batch's throwaway forks (and its contexts unless `--keep-clusters`), and says how
+/// to continue.
+async fn stop_after_signal<C: ClusterClient>(
+    client: &C,
+    cfg: &RunConfig,
+    out: &Path,
+    what: &str,
+) -> Failure {
+    let mut deleted = 0;
+    let mut left = Vec::new();
+    if let Ok(clusters) = client.list_clusters(&Default::default()).await {
+        for c in clusters {
+            let ours = schedule::is_batch_cluster(&cfg.cluster_prefix, &c.id, true)
+                || (!cfg.keep_clusters
+                    && schedule::is_batch_cluster(&cfg.cluster_prefix, &c.id, false));
+            if ours {
+                match client.delete_cluster(&c.id).await {
+                    Ok(()) => deleted += 1,
+                    Err(_) => left.push(c.id),
+                }
+            }
+        }
+    }
+    let recorded = ResultsIndex::read(out).map(|i| i.len()).unwrap_or(0);
+    let mut args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--resume") {
+        args.push("--resume".into());
+    }
+    let left = if left.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} could not be deleted: {})",
+            left.len(),
+            left.join(", ")
+        )
+    };
+    Failure {
+        message: format!(
+            "{what}: {recorded} output(s) are recorded in {}; {deleted} temporary cluster(s) deleted{left}. \
+             Continue with:\n  {}",
+            out.display(),
+            args.join(" ")
+        ),
+        code: crate::exit::EXIT_INTERRUPTED,
+    }
+}
+
 /// `experiment run`: the batch, then (with `--report`) the report.
 async fn run_batch<C: ClusterClient, W: Write>(
     client: &C,
@@ -150,9 +216,12 @@ async fn run_batch<C: ClusterClient, W: Write>(
     p: &mut Printer<W>,
 ) -> Result<(), Failure> {
     let cfg = run_config(&r, p.json);
-    let summary = runner::run_batch(client, &examples, &cfg, &r.out)
-        .await
-        .map_err(|e| run_failure(e, &r.out))?;
+    let summary = tokio::select! {
+        done = runner::run_batch(client, &examples, &cfg, &r.out) => {
+            done.map_err(|e| run_failure(e, &r.out))?
+        }
+        signal = interrupted() => return Err(stop_after_signal(client, &cfg, &r.out, signal).await),
+    };
     let report = match &r.report {
         Some(dir) => Some(
             report::write_report(&summary.results, dir).map_err(|e| Failure::new(e.to_string()))?,

@@ -36,6 +36,19 @@ pub struct OutputRecord {
     pub seed: u64,
     /// The model that generated it, as the daemon reported it.
     pub model: String,
+    /// The model's fingerprint (its weights, config and tokenizer); empty in files
+    /// written before it was recorded.
+    #[serde(default)]
+    pub fingerprint: String,
+    /// The daemon's semkv version.
+    #[serde(default)]
+    pub semkv_version: String,
+    /// The batch's `--max-tokens` (absent in older files).
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// The batch's `--temperature` (absent in older files).
+    #[serde(default)]
+    pub temperature: Option<f32>,
     /// The generated text.
     pub text: String,
     /// Tokens of the output's prompt (its instruction) that were prefilled.
@@ -67,6 +80,72 @@ impl OutputRecord {
             condition: self.condition,
             output: self.output,
         }
+    }
+}
+
+/// What every output of one batch shares; `--resume` refuses a file made otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchSettings {
+    pub seed: u64,
+    pub format: TextFormat,
+    pub max_tokens: u32,
+    pub temperature: f32,
+    /// The daemon's model fingerprint.
+    pub fingerprint: String,
+}
+
+/// A setting a recorded output was made with, and the one given now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingMismatch {
+    /// The flag, e.g. `--seed`, or `model` for the model's fingerprint.
+    pub setting: &'static str,
+    pub recorded: String,
+    pub given: String,
+}
+
+impl BatchSettings {
+    /// The first setting `r` was made with differently.
+    pub fn differs_from(&self, r: &OutputRecord) -> Option<SettingMismatch> {
+        let differ = |setting, recorded: String, given: String| {
+            (recorded != given).then_some(SettingMismatch {
+                setting,
+                recorded,
+                given,
+            })
+        };
+        differ("--seed", r.batch_seed.to_string(), self.seed.to_string())
+            .or_else(|| {
+                differ(
+                    "--format",
+                    r.format.as_str().to_owned(),
+                    self.format.as_str().to_owned(),
+                )
+            })
+            .or_else(|| {
+                let recorded = r.max_tokens?;
+                differ(
+                    "--max-tokens",
+                    recorded.to_string(),
+                    self.max_tokens.to_string(),
+                )
+            })
+            .or_else(|| {
+                let recorded = r.temperature?;
+                differ(
+                    "--temperature",
+                    recorded.to_string(),
+                    self.temperature.to_string(),
+                )
+            })
+            .or_else(|| {
+                (!r.fingerprint.is_empty() && r.fingerprint != self.fingerprint).then(|| {
+                    SettingMismatch {
+                        setting: "model",
+                        recorded: format!("{} (fingerprint {})", r.model, r.fingerprint),
+                        given: format!("the daemon's (fingerprint {})", self.fingerprint),
+                    }
+                })
+            })
     }
 }
 
@@ -264,10 +343,10 @@ impl ResultsIndex {
 
     /// The first record whose batch seed or text format differs from the given ones:
     /// resuming such a file would mix two different batches.
-    pub fn mismatch(&self, batch_seed: u64, format: TextFormat) -> Option<&OutputRecord> {
-        self.records
-            .values()
-            .find(|r| r.batch_seed != batch_seed || r.format != format)
+    /// The first setting of `batch` that a recorded output was made with differently
+    /// (settings older files did not record are not compared).
+    pub fn mismatch(&self, batch: &BatchSettings) -> Option<SettingMismatch> {
+        self.records.values().find_map(|r| batch.differs_from(r))
     }
 }
 
@@ -286,6 +365,10 @@ pub(crate) mod tests {
             batch_seed: 42,
             seed: 7,
             model: "m".into(),
+            fingerprint: "f1".into(),
+            semkv_version: "0.1.0".into(),
+            max_tokens: Some(96),
+            temperature: Some(0.7),
             text: format!("text of {example} {condition} {output}"),
             prompt_tokens: 100,
             cache_tokens: 90,
@@ -325,9 +408,78 @@ pub(crate) mod tests {
                 .text,
             "text of e1 sequential B"
         );
-        assert!(idx.mismatch(42, TextFormat::Chat).is_none());
-        assert!(idx.mismatch(43, TextFormat::Chat).is_some());
-        assert!(idx.mismatch(42, TextFormat::Raw).is_some());
+        let same = BatchSettings {
+            seed: 42,
+            format: TextFormat::Chat,
+            max_tokens: 96,
+            temperature: 0.7,
+            fingerprint: "f1".into(),
+        };
+        assert_eq!(idx.mismatch(&same), None);
+        let check = |other: BatchSettings, setting: &str, recorded: &str, given: &str| {
+            let m = idx.mismatch(&other).expect(setting);
+            assert_eq!((m.setting, m.recorded.as_str()), (setting, recorded));
+            assert!(m.given.contains(given), "{m:?}");
+        };
+        check(
+            BatchSettings {
+                seed: 43,
+                ..same.clone()
+            },
+            "--seed",
+            "42",
+            "43",
+        );
+        check(
+            BatchSettings {
+                format: TextFormat::Raw,
+                ..same.clone()
+            },
+            "--format",
+            "chat",
+            "raw",
+        );
+        check(
+            BatchSettings {
+                max_tokens: 8,
+                ..same.clone()
+            },
+            "--max-tokens",
+            "96",
+            "8",
+        );
+        check(
+            BatchSettings {
+                temperature: 1.5,
+                ..same.clone()
+            },
+            "--temperature",
+            "0.7",
+            "1.5",
+        );
+        check(
+            BatchSettings {
+                fingerprint: "f2".into(),
+                ..same.clone()
+            },
+            "model",
+            "m (fingerprint f1)",
+            "f2",
+        );
+    }
+
+    #[test]
+    fn settings_older_files_did_not_record_are_not_compared() {
+        let mut r = record("e1", Condition::Sequential, Output::A);
+        (r.max_tokens, r.temperature, r.fingerprint) = (None, None, String::new());
+        let any = BatchSettings {
+            seed: 42,
+            format: TextFormat::Chat,
+            max_tokens: 8,
+            temperature: 1.5,
+            fingerprint: "other".into(),
+        };
+        assert_eq!(any.differs_from(&r), None);
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //!
 //! Resuming (`--resume`) reads the results file back: outputs already recorded are
 //! skipped, and the texts of outputs A and B recorded earlier are what a still-missing
-//! semantic output C is given. Clusters left behind by an interrupted run (the daemon
-//! persists them) are deleted before their ids are reused. Every sampler seed is
+//! semantic output C is given. Clusters left behind by an interrupted run with the same
+//! prefix (the daemon persists them) are deleted when a batch starts. Every sampler seed is
 //! derived from the batch seed, the example and the output
 //! ([`schedule::output_seed`]), so a
 //! resumed batch samples exactly as an uninterrupted one would.
@@ -27,12 +27,15 @@ use futures::StreamExt;
 use indicatif::ProgressBar;
 
 use crate::client::{
-    ClientError, ClusterClient, GenerateRequest, GenerateStats, Sampling, TextFormat, TurnInput,
+    ClientError, ClusterClient, GenerateRequest, GenerateStats, Sampling, ServerInfo, TextFormat,
+    TurnInput,
 };
 use crate::experiment::conditions::{self, Condition, Plan, PlanError};
 use crate::experiment::dataset::{Example, Output};
 use crate::experiment::metrics;
-use crate::experiment::results::{OutputRecord, ResultsError, ResultsIndex, ResultsWriter};
+use crate::experiment::results::{
+    BatchSettings, OutputRecord, ResultsError, ResultsIndex, ResultsWriter, SettingMismatch,
+};
 
 mod progress;
 pub mod schedule;
@@ -105,15 +108,15 @@ pub enum RunError {
         "{0} already holds results; pass --resume to continue that batch, or choose another --out"
     )]
     ResultsExist(PathBuf),
-    /// The results file belongs to a batch with another seed or text format.
+    /// The results file belongs to a batch made with other settings.
     #[error(
-        "{path} holds a batch with seed {seed} and format {format}; resume it with the same \
-         --seed and --format, or choose another --out"
+        "{path} holds a batch made with {} {}, not {}: resume it with the same settings \
+         (and model), or choose another --out",
+        mismatch.setting, mismatch.recorded, mismatch.given
     )]
     Mismatch {
         path: PathBuf,
-        seed: u64,
-        format: &'static str,
+        mismatch: SettingMismatch,
     },
 }
 
@@ -150,36 +153,57 @@ pub async fn run_batch<C: ClusterClient>(
 ) -> Result<BatchSummary, RunError> {
     let started = Instant::now();
     let done = ResultsIndex::read(results)?;
-    if !done.is_empty() {
-        if !cfg.resume {
-            return Err(RunError::ResultsExist(results.to_path_buf()));
-        }
-        if let Some(r) = done.mismatch(cfg.seed, cfg.format) {
-            return Err(RunError::Mismatch {
-                path: results.to_path_buf(),
-                seed: r.batch_seed,
-                format: r.format.as_str(),
-            });
-        }
+    if !done.is_empty() && !cfg.resume {
+        return Err(RunError::ResultsExist(results.to_path_buf()));
     }
     let items = schedule(examples, &cfg.conditions, &done);
     let total = examples.len() * cfg.conditions.len() * Output::ALL.len();
     let todo = pending_outputs(&items);
-    let writer = ResultsWriter::open(results)?;
-    let model = match items.first() {
-        Some(first) => {
-            client
-                .server_info()
-                .await
-                .map_err(|source| RunError::Client {
-                    example: examples[first.example].id.clone(),
-                    condition: first.condition,
-                    source,
-                })?
-                .model
-        }
-        None => String::new(),
+    let server = match items.first() {
+        Some(first) => client
+            .server_info()
+            .await
+            .map_err(|source| RunError::Client {
+                example: examples[first.example].id.clone(),
+                condition: first.condition,
+                source,
+            })?,
+        None => ServerInfo::default(),
     };
+    let settings = BatchSettings {
+        seed: cfg.seed,
+        format: cfg.format,
+        max_tokens: cfg.sampling.max_tokens,
+        temperature: cfg.sampling.temperature,
+        fingerprint: server.fingerprint.clone(),
+    };
+    if let Some(mismatch) = done.mismatch(&settings).filter(|_| !items.is_empty()) {
+        return Err(RunError::Mismatch {
+            path: results.to_path_buf(),
+            mismatch,
+        });
+    }
+    let writer = ResultsWriter::open(results)?;
+    if let Some(first) = items.first() {
+        // Leftovers of an interrupted batch with this prefix (contexts whose outputs
+        // all finished, forks cut off mid-generation): the batch rebuilds what it
+        // needs, so none of them is reused.
+        let stale = client.list_clusters(&BTreeMap::new()).await;
+        for c in stale.into_iter().flatten() {
+            if schedule::is_batch_cluster(&cfg.cluster_prefix, &c.id, true)
+                || schedule::is_batch_cluster(&cfg.cluster_prefix, &c.id, false)
+            {
+                client
+                    .delete_cluster(&c.id)
+                    .await
+                    .map_err(|source| RunError::Client {
+                        example: examples[first.example].id.clone(),
+                        condition: first.condition,
+                        source,
+                    })?;
+            }
+        }
+    }
 
     let bar = progress_bar(todo as u64, cfg.progress);
     // Without a terminal the bar is not drawn: log one line per output instead.
@@ -198,7 +222,7 @@ pub async fn run_batch<C: ClusterClient>(
                 example: &examples[item.example],
                 condition: item.condition,
                 cfg,
-                model: &model,
+                server: &server,
                 bar: &bar,
                 progress: &progress,
             };
@@ -238,7 +262,8 @@ struct PairRun<'a, C> {
     example: &'a Example,
     condition: Condition,
     cfg: &'a RunConfig,
-    model: &'a str,
+    /// The daemon (model, fingerprint, version) the outputs are made with.
+    server: &'a ServerInfo,
     bar: &'a ProgressBar,
     progress: &'a Progress<'a>,
 }
@@ -427,7 +452,11 @@ impl<C: ClusterClient> PairRun<'_, C> {
             format: plan.format,
             batch_seed: self.cfg.seed,
             seed,
-            model: self.model.to_owned(),
+            model: self.server.model.clone(),
+            fingerprint: self.server.fingerprint.clone(),
+            semkv_version: self.server.version.clone(),
+            max_tokens: Some(self.cfg.sampling.max_tokens),
+            temperature: Some(self.cfg.sampling.temperature),
             text,
             prompt_tokens: stats.prompt_tokens,
             cache_tokens: fork_info.cache_tokens,

@@ -68,6 +68,13 @@ pub fn cluster_id(prefix: &str, example_id: &str, condition: Condition, name: &s
     )
 }
 
+/// Whether `id` is one this batch's cluster prefix names: a context (`fork: false`)
+/// or a throwaway fork (`fork: true`).
+pub fn is_batch_cluster(prefix: &str, id: &str, fork: bool) -> bool {
+    let start = format!("{}-", slug(prefix));
+    id.starts_with(&start) && id.contains("-fork-") == fork
+}
+
 /// The id of the throwaway fork `output` is generated on.
 pub fn fork_id(
     prefix: &str,
@@ -361,5 +368,17 @@ mod tests {
             conditions::render_segments(plan.context("cluster_3").unwrap(), plan.format, &texts)
                 .unwrap();
         assert_eq!(segs[0], "Output A: recorded A\n\nOutput B: recorded B");
+    }
+
+    #[test]
+    fn batch_clusters_are_told_apart_by_prefix_and_fork() {
+        let context = cluster_id("exp", "ex1", Condition::Semantic, "c1");
+        let fork = fork_id("exp", "ex1", Condition::Semantic, "c1", Output::A);
+        assert!(is_batch_cluster("exp", &context, false));
+        assert!(!is_batch_cluster("exp", &context, true));
+        assert!(is_batch_cluster("exp", &fork, true));
+        // Another prefix, or a user's cluster that merely starts alike, is not ours.
+        assert!(!is_batch_cluster("exp", "expert-notes", false));
+        assert!(!is_batch_cluster("run2", &context, false));
     }
 }
