@@ -15,7 +15,7 @@ Exit codes:
   1  failure (invalid dataset, daemon error, I/O error)
   2  bad command line
   3  the daemon could not be reached (or, for `demo`, started)
-  130 interrupted (Ctrl-C during `demo`)";
+  130 interrupted (Ctrl-C or SIGTERM during `demo` or `experiment run`)";
 
 /// Exit code: a failure.
 pub const EXIT_FAILURE: u8 = 1;
