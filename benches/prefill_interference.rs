@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 use semkv_client::proto::{self, Turn, TurnFormat};
 use semkv_client::{Client, ConnectOptions};
 
+use common::filler;
+
+mod common;
+
 struct Args {
     model: String,
     prefill_tokens: usize,
@@ -54,36 +58,6 @@ fn parse_args() -> Args {
         }
     }
     a
-}
-
-/// Plain English filler of roughly `tokens` tokens (these words are one token each).
-fn filler(tokens: usize, salt: usize) -> String {
-    const WORDS: &[&str] = &[
-        "the",
-        "cache",
-        "river",
-        "engine",
-        "quietly",
-        "measured",
-        "every",
-        "token",
-        "across",
-        "distant",
-        "valleys",
-        "while",
-        "careful",
-        "researchers",
-        "compared",
-        "isolated",
-        "topics",
-        "and",
-        "shared",
-        "contexts",
-    ];
-    (0..tokens)
-        .map(|i| WORDS[(i * 7 + salt * 13 + i / 5) % WORDS.len()])
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// One short generation (raw continuation of `cluster`, `gen` tokens); its latency.

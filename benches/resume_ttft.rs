@@ -25,6 +25,10 @@ use semkv::proto::sem_kv_client::SemKvClient;
 use semkv::proto::{self, generate_response::Event};
 use tonic::transport::Channel;
 
+use common::filler;
+
+mod common;
+
 type Client = SemKvClient<Channel>;
 
 struct Args {
@@ -91,36 +95,6 @@ impl Daemon {
     fn kill9(self) {
         self.0.kill9();
     }
-}
-
-/// Plain English filler of roughly `tokens` tokens (these words are one token each).
-fn filler(tokens: usize, salt: usize) -> String {
-    const WORDS: &[&str] = &[
-        "the",
-        "cache",
-        "river",
-        "engine",
-        "quietly",
-        "measured",
-        "every",
-        "token",
-        "across",
-        "distant",
-        "valleys",
-        "while",
-        "careful",
-        "researchers",
-        "compared",
-        "isolated",
-        "topics",
-        "and",
-        "shared",
-        "contexts",
-    ];
-    (0..tokens)
-        .map(|i| WORDS[(i * 7 + salt * 13 + i / 5) % WORDS.len()])
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn raw(text: &str) -> proto::Turn {

@@ -312,6 +312,28 @@ impl ClusterState {
         })
     }
 
+    /// The tokens of a generation's (or a score's) prompt: `turns` and, in chat
+    /// format, the opening of the model's answer. An empty cluster needs some; `hint`
+    /// says what to give.
+    fn prompt_tokens(
+        &self,
+        turns: &[Turn],
+        format: TurnFormat,
+        pending: &mut Option<String>,
+        hint: &str,
+    ) -> Result<Vec<u32>, ServiceError> {
+        let empty = self.meta.tokens == 0;
+        let text = prompt::generation_text(self.ctx.chat.as_ref(), turns, format, empty, pending)?;
+        let tokens = self.encode(&text)?;
+        if tokens.is_empty() && empty {
+            return Err(ServiceError::invalid(
+                "turns",
+                format!("the cluster is empty: {hint}"),
+            ));
+        }
+        Ok(tokens)
+    }
+
     async fn generate(
         &mut self,
         params: GenerateParams,
@@ -319,20 +341,12 @@ impl ClusterState {
     ) -> Result<(), ServiceError> {
         let before = self.meta.clone();
         let mut pending = before.pending_system.clone();
-        let text = prompt::generation_text(
-            self.ctx.chat.as_ref(),
+        let prompt = self.prompt_tokens(
             &params.turns,
             params.format,
-            before.tokens == 0,
             &mut pending,
+            "give some text to generate from",
         )?;
-        let prompt = self.encode(&text)?;
-        if prompt.is_empty() && before.tokens == 0 {
-            return Err(ServiceError::invalid(
-                "turns",
-                "the cluster is empty: give some text to generate from",
-            ));
-        }
         let with_prompt = before.tokens as usize + prompt.len();
         self.fits("turns", with_prompt, "this prompt")?;
         self.fits(
@@ -407,20 +421,12 @@ impl ClusterState {
     ) -> Result<ScoreReport, ServiceError> {
         let before = self.meta.clone();
         let mut pending = before.pending_system.clone();
-        let text = prompt::generation_text(
-            self.ctx.chat.as_ref(),
+        let prompt = self.prompt_tokens(
             &params.turns,
             params.format,
-            before.tokens == 0,
             &mut pending,
+            "give some turns to score the continuation after",
         )?;
-        let prompt = self.encode(&text)?;
-        if prompt.is_empty() && before.tokens == 0 {
-            return Err(ServiceError::invalid(
-                "turns",
-                "the cluster is empty: give some turns to score the continuation after",
-            ));
-        }
         let continuation = self.encode(&params.continuation)?;
         if continuation.is_empty() {
             return Err(ServiceError::invalid(

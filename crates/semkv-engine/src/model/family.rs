@@ -11,6 +11,7 @@ use mlx_rs::{Array, Dtype};
 use crate::cache::batch_cache::BatchCache;
 use crate::cache::ModelCache;
 use crate::model::config::{ConfigError, Gemma3Config};
+use crate::model::decoder;
 use crate::model::gemma3::Gemma3;
 use crate::model::llama::Llama;
 use crate::model::llama_config::LlamaConfig;
@@ -117,17 +118,17 @@ impl Model {
 
     /// Final hidden states `[1, L, hidden]` of `tokens` (`[1, L]`), extending `cache`.
     pub fn hidden(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
-        each_family!(self, m => m.hidden(tokens, cache))
+        each_family!(self, m => decoder::hidden(m, tokens, cache))
     }
 
     /// Logits `[1, vocab]` for the last of `tokens`, extending `cache` (lazy).
     pub fn forward_last(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
-        each_family!(self, m => m.forward_last(tokens, cache))
+        each_family!(self, m => decoder::forward_last(m, tokens, cache))
     }
 
     /// Logits `[1, L, vocab]` for every position (tests and scoring).
     pub fn forward_all(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
-        each_family!(self, m => m.forward_all(tokens, cache))
+        each_family!(self, m => decoder::forward_all(m, tokens, cache))
     }
 
     /// One decode step for the sequences of a [`BatchCache`]: `tokens` is `[B, 1]`
@@ -145,7 +146,7 @@ impl Model {
                 tokens.shape()
             )));
         }
-        each_family!(self, m => m.forward_decode_batch(tokens, cache))
+        each_family!(self, m => decoder::forward_decode_batch(m, tokens, cache))
     }
 }
 

@@ -4,13 +4,13 @@
 
 use mlx_rs::error::Exception;
 use mlx_rs::fast::rms_norm;
-use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{Array, Dtype};
 
 use crate::cache::batch_cache::{BatchCache, StepPlan};
 use crate::cache::{FullCache, LayerCache, ModelCache, RotatingCache};
 use crate::model::attention::{Attention, QkNorm, Rope};
 use crate::model::config::Gemma3Config;
+use crate::model::decoder::Decoder;
 use crate::model::linear::Linear;
 use crate::model::weights::TensorMap;
 use crate::EngineError;
@@ -214,60 +214,40 @@ impl Gemma3 {
             .collect();
         ModelCache::new(layers)
     }
+}
 
-    /// Runs `tokens` (`[1, L]` int32) through the model, extending `cache`, and returns
-    /// the final hidden states `[1, L, hidden]` (lazy).
-    pub fn hidden(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
-        // The cache's last token changes and no logits are computed for it here.
-        cache.set_next_logits(None);
-        let mut h = self.embed(tokens)?;
-        for (block, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            h = block.forward(&h, layer_cache)?;
-        }
-        rms_norm(&h, Some(&self.norm), self.config.rms_norm_eps)
-    }
-
+impl Decoder for Gemma3 {
     fn embed(&self, tokens: &Array) -> Result<Array, Exception> {
         let h = self.embed_tokens.rows(tokens)?;
         let scale = Array::from_f32(self.embed_scale).as_dtype(h.dtype())?;
         h.multiply(scale)
     }
 
-    /// One decode step for the sequences of a [`BatchCache`] (`tokens`: `[B, 1]`);
-    /// logits `[B, vocab]` (lazy).
-    pub fn forward_decode_batch(
+    fn layer_count(&self) -> usize {
+        self.layers.len()
+    }
+
+    fn block(&self, layer: usize, h: &Array, cache: &mut LayerCache) -> Result<Array, Exception> {
+        self.layers[layer].forward(h, cache)
+    }
+
+    fn block_decode_batch(
         &self,
-        tokens: &Array,
+        layer: usize,
+        h: &Array,
         cache: &mut BatchCache,
+        plan: &StepPlan,
     ) -> Result<Array, Exception> {
-        let plan = cache.plan_step()?;
-        let mut h = self.embed(tokens)?;
-        for (layer, block) in self.layers.iter().enumerate() {
-            h = block.forward_decode_batch(&h, cache, layer, &plan)?;
-        }
-        cache.advance();
-        let h = rms_norm(&h, Some(&self.norm), self.config.rms_norm_eps)?;
-        let last = h.try_index((.., -1, ..))?;
-        let logits = self.embed_tokens.forward(&last)?;
-        cache.set_next_logits(&logits)?;
-        Ok(logits)
+        self.layers[layer].forward_decode_batch(h, cache, layer, plan)
     }
 
-    /// Logits `[1, vocab]` for the last of `tokens`, extending `cache` (lazy).
-    pub fn forward_last(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
-        let h = self.hidden(tokens, cache)?;
-        let last = h.try_index((.., -1, ..))?;
-        let logits = self.embed_tokens.forward(&last)?;
-        cache.set_next_logits(Some(logits.clone()));
-        Ok(logits)
+    fn final_norm(&self, h: &Array) -> Result<Array, Exception> {
+        rms_norm(h, Some(&self.norm), self.config.rms_norm_eps)
     }
 
-    /// Logits `[1, L, vocab]` for every position (tests and scoring).
-    pub fn forward_all(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
-        let h = self.hidden(tokens, cache)?;
-        let logits = self.embed_tokens.forward(&h)?;
-        cache.set_next_logits(Some(logits.try_index((.., -1, ..))?));
-        Ok(logits)
+    /// The head is the embedding (tied).
+    fn head(&self, h: &Array) -> Result<Array, Exception> {
+        self.embed_tokens.forward(h)
     }
 }
 

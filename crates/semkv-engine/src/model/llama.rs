@@ -5,13 +5,13 @@
 
 use mlx_rs::error::Exception;
 use mlx_rs::fast::rms_norm;
-use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::ops::sigmoid;
 use mlx_rs::{Array, Dtype};
 
 use crate::cache::batch_cache::{BatchCache, StepPlan};
 use crate::cache::{FullCache, LayerCache, ModelCache};
 use crate::model::attention::{Attention, Rope};
+use crate::model::decoder::Decoder;
 use crate::model::linear::Linear;
 use crate::model::llama_config::LlamaConfig;
 use crate::model::weights::TensorMap;
@@ -188,57 +188,40 @@ impl Llama {
             .collect();
         ModelCache::new(layers)
     }
+}
 
+impl Decoder for Llama {
+    fn embed(&self, tokens: &Array) -> Result<Array, Exception> {
+        self.embed_tokens.rows(tokens)
+    }
+
+    fn layer_count(&self) -> usize {
+        self.layers.len()
+    }
+
+    fn block(&self, layer: usize, h: &Array, cache: &mut LayerCache) -> Result<Array, Exception> {
+        self.layers[layer].forward(h, cache)
+    }
+
+    fn block_decode_batch(
+        &self,
+        layer: usize,
+        h: &Array,
+        cache: &mut BatchCache,
+        plan: &StepPlan,
+    ) -> Result<Array, Exception> {
+        self.layers[layer].forward_decode_batch(h, cache, layer, plan)
+    }
+
+    fn final_norm(&self, h: &Array) -> Result<Array, Exception> {
+        rms_norm(h, Some(&self.norm), self.config.rms_norm_eps)
+    }
+
+    /// `lm_head`, or the embedding when tied.
     fn head(&self, h: &Array) -> Result<Array, Exception> {
         self.lm_head
             .as_ref()
             .unwrap_or(&self.embed_tokens)
             .forward(h)
-    }
-
-    /// Runs `tokens` (`[1, L]` int32) through the model, extending `cache`, and returns
-    /// the final hidden states `[1, L, hidden]` (lazy).
-    pub fn hidden(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
-        cache.set_next_logits(None);
-        let mut h = self.embed_tokens.rows(tokens)?;
-        for (block, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            h = block.forward(&h, layer_cache)?;
-        }
-        rms_norm(&h, Some(&self.norm), self.config.rms_norm_eps)
-    }
-
-    /// One decode step for the sequences of a [`BatchCache`] (`tokens`: `[B, 1]`);
-    /// logits `[B, vocab]` (lazy).
-    pub fn forward_decode_batch(
-        &self,
-        tokens: &Array,
-        cache: &mut BatchCache,
-    ) -> Result<Array, Exception> {
-        let plan = cache.plan_step()?;
-        let mut h = self.embed_tokens.rows(tokens)?;
-        for (layer, block) in self.layers.iter().enumerate() {
-            h = block.forward_decode_batch(&h, cache, layer, &plan)?;
-        }
-        cache.advance();
-        let h = rms_norm(&h, Some(&self.norm), self.config.rms_norm_eps)?;
-        let logits = self.head(&h.try_index((.., -1, ..))?)?;
-        cache.set_next_logits(&logits)?;
-        Ok(logits)
-    }
-
-    /// Logits `[1, vocab]` for the last of `tokens`, extending `cache` (lazy).
-    pub fn forward_last(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
-        let h = self.hidden(tokens, cache)?;
-        let logits = self.head(&h.try_index((.., -1, ..))?)?;
-        cache.set_next_logits(Some(logits.clone()));
-        Ok(logits)
-    }
-
-    /// Logits `[1, L, vocab]` for every position (tests and scoring).
-    pub fn forward_all(&self, tokens: &Array, cache: &mut ModelCache) -> Result<Array, Exception> {
-        let h = self.hidden(tokens, cache)?;
-        let logits = self.head(&h)?;
-        cache.set_next_logits(Some(logits.try_index((.., -1, ..))?));
-        Ok(logits)
     }
 }
