@@ -133,7 +133,8 @@ mod tests {
         let svg = std::fs::read_to_string(&files.chart).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
         for label in [
-            "Metrics by condition",
+            // Each bar is labelled with its mean and n (sequential interference).
+            "0.350 (n=4)",
             "sequential",
             "semantic",
             "Interference (lower is better)",
