@@ -9,7 +9,7 @@ use crate::client::{self, ClusterClient, Sampling};
 use crate::exit::Failure;
 use crate::experiment::dataset::{self, Example};
 use crate::experiment::results::ResultsIndex;
-use crate::experiment::runner::{self, schedule, RunConfig, RunError};
+use crate::experiment::runner::{self, RunConfig, RunError};
 use crate::experiment::{report, schema};
 use crate::output::Printer;
 
@@ -170,17 +170,11 @@ async fn stop_after_signal<C: ClusterClient>(
 ) -> Failure {
     let mut deleted = 0;
     let mut left = Vec::new();
-    if let Ok(clusters) = client.list_clusters(&Default::default()).await {
-        for c in clusters {
-            let ours = schedule::is_batch_cluster(&cfg.cluster_prefix, &c.id, true)
-                || (!cfg.keep_clusters
-                    && schedule::is_batch_cluster(&cfg.cluster_prefix, &c.id, false));
-            if ours {
-                match client.delete_cluster(&c.id).await {
-                    Ok(()) => deleted += 1,
-                    Err(_) => left.push(c.id),
-                }
-            }
+    let ours = runner::batch_clusters(client, &cfg.cluster_prefix, cfg.keep_clusters).await;
+    for id in ours.unwrap_or_default() {
+        match client.delete_cluster(&id).await {
+            Ok(()) => deleted += 1,
+            Err(_) => left.push(id),
         }
     }
     let recorded = ResultsIndex::read(out).map(|i| i.len()).unwrap_or(0);

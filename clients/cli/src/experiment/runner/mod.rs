@@ -188,20 +188,16 @@ pub async fn run_batch<C: ClusterClient>(
         // Leftovers of an interrupted batch with this prefix (contexts whose outputs
         // all finished, forks cut off mid-generation): the batch rebuilds what it
         // needs, so none of them is reused.
-        let stale = client.list_clusters(&BTreeMap::new()).await;
-        for c in stale.into_iter().flatten() {
-            if schedule::is_batch_cluster(&cfg.cluster_prefix, &c.id, true)
-                || schedule::is_batch_cluster(&cfg.cluster_prefix, &c.id, false)
-            {
-                client
-                    .delete_cluster(&c.id)
-                    .await
-                    .map_err(|source| RunError::Client {
-                        example: examples[first.example].id.clone(),
-                        condition: first.condition,
-                        source,
-                    })?;
-            }
+        let client_err = |source| RunError::Client {
+            example: examples[first.example].id.clone(),
+            condition: first.condition,
+            source,
+        };
+        for id in batch_clusters(client, &cfg.cluster_prefix, false)
+            .await
+            .map_err(client_err)?
+        {
+            client.delete_cluster(&id).await.map_err(client_err)?;
         }
     }
 
@@ -469,6 +465,25 @@ impl<C: ClusterClient> PairRun<'_, C> {
             unix_ms: now_ms(),
         })
     }
+}
+
+/// The ids of the clusters the daemon holds for the batch with `prefix`: its forks,
+/// and its contexts unless `keep_contexts`.
+pub async fn batch_clusters<C: ClusterClient>(
+    client: &C,
+    prefix: &str,
+    keep_contexts: bool,
+) -> Result<Vec<String>, ClientError> {
+    Ok(client
+        .list_clusters(&BTreeMap::new())
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .filter(|id| {
+            schedule::is_batch_cluster(prefix, id, true)
+                || (!keep_contexts && schedule::is_batch_cluster(prefix, id, false))
+        })
+        .collect())
 }
 
 fn now_ms() -> u64 {
